@@ -1,0 +1,59 @@
+#include "server/config.hpp"
+
+#include <cstdlib>
+#include <stdexcept>
+
+namespace kasama::server {
+namespace {
+
+const char* env(const char* name) {
+  const char* v = std::getenv(name);
+  return (v && *v) ? v : nullptr;
+}
+
+unsigned long number(const char* name, unsigned long def, unsigned long min, unsigned long max) {
+  const char* v = env(name);
+  if (!v) return def;
+  char* end = nullptr;
+  unsigned long n = std::strtoul(v, &end, 10);
+  if (*end == 'k' || *end == 'K') n <<= 10, ++end;
+  else if (*end == 'm' || *end == 'M') n <<= 20, ++end;
+  if (*end || n < min || n > max) {
+    throw std::invalid_argument(std::string(name) + " must be a number from " + std::to_string(min) + " to " +
+                                std::to_string(max));
+  }
+  return n;
+}
+
+}  // namespace
+
+Config Config::from_env() {
+  Config c;
+  c.port = static_cast<unsigned>(number("KASAMA_PORT", c.port, 1, 65535));
+  if (auto v = env("KASAMA_BIND")) c.bind = v;
+  if (auto v = env("KASAMA_DATA_DIR")) c.data_dir = v;
+  if (auto v = env("KASAMA_DB")) c.db_url = v;
+  if (auto v = env("KASAMA_DB_ADMIN")) c.db_admin_url = v;
+  if (auto v = env("KASAMA_DB_BUFFER_POOL")) c.db_buffer_pool = v;
+  if (auto v = env("KASAMA_BASE_URL")) {
+    c.base_url = v;
+    while (!c.base_url.empty() && c.base_url.back() == '/') c.base_url.pop_back();
+  }
+  if (auto v = env("KASAMA_TLS_CERT")) c.tls_cert = v;
+  if (auto v = env("KASAMA_TLS_KEY")) c.tls_key = v;
+  c.threads = static_cast<unsigned>(number("KASAMA_THREADS", c.threads, 2, 1024));
+  c.db_pool = static_cast<unsigned>(number("KASAMA_DB_POOL", c.db_pool, 1, 250));
+  c.max_body = number("KASAMA_MAX_BODY", c.max_body, 1024, 1UL << 30);
+  c.cache_bytes = number("KASAMA_CACHE_BYTES", c.cache_bytes, 0, 1UL << 40);
+  if (auto v = env("KASAMA_REF_INTEGRITY")) {
+    std::string s = v;
+    if (s == "off") c.ref_integrity = RefIntegrity::kOff;
+    else if (s == "delete") c.ref_integrity = RefIntegrity::kDelete;
+    else if (s == "strict") c.ref_integrity = RefIntegrity::kStrict;
+    else throw std::invalid_argument("KASAMA_REF_INTEGRITY must be off, delete or strict");
+  }
+  if (auto v = env("KASAMA_DEMO_DATA")) c.demo_data = std::string(v) != "0" && std::string(v) != "off";
+  return c;
+}
+
+}  // namespace kasama::server

@@ -1,0 +1,32 @@
+#pragma once
+// Server settings, read once from the environment at start.
+#include <cstddef>
+#include <string>
+
+namespace kasama::server {
+
+enum class RefIntegrity { kOff, kDelete, kStrict };
+
+struct Config {
+  unsigned port = 8443;
+  std::string bind = "127.0.0.1";
+  std::string data_dir = "var";
+  std::string db_url;        // KASAMA_DB: external MariaDB; empty = private instance under data_dir
+  std::string db_admin_url;  // KASAMA_DB_ADMIN: migration user (defaults to KASAMA_DB)
+  std::string db_buffer_pool = "256M";
+  std::string base_url;      // KASAMA_BASE_URL; empty = derived from the Host header
+  std::string tls_cert, tls_key;
+  unsigned threads = 64;
+  unsigned db_pool = 24;
+  std::size_t max_body = 64UL << 20;      // bytes
+  std::size_t cache_bytes = 256UL << 20;  // current-version cache; 0 disables it
+  unsigned default_count = 50;
+  unsigned max_count = 1000;
+  RefIntegrity ref_integrity = RefIntegrity::kStrict;
+  bool demo_data = true;
+  unsigned tenant = 1;
+
+  static Config from_env();  // throws std::invalid_argument naming the variable
+};
+
+}  // namespace kasama::server

@@ -1,0 +1,43 @@
+#pragma once
+// HTTPS front: TLS 1.2/1.3 only, request parsing and size limits, content negotiation, and
+// the ONE place where failures become an OperationOutcome with an HTTP status.
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "server/config.hpp"
+#include "server/interactions/service.hpp"
+
+namespace Poco::Net {
+class HTTPServer;
+}
+namespace Poco {
+class ThreadPool;
+}
+
+namespace kasama::server {
+
+class HttpServer {
+ public:
+  // health: returns an empty string when healthy, else what is wrong.
+  HttpServer(const Config& config, FhirService& service, std::function<std::string()> health);
+  ~HttpServer();
+
+  void start();
+  // Stops accepting, lets in-flight requests finish (up to grace), then closes connections.
+  void stop(std::chrono::seconds grace);
+  unsigned port() const;
+  std::size_t in_flight() const { return in_flight_.load(); }
+
+ private:
+  const Config& config_;
+  FhirService& service_;
+  std::function<std::string()> health_;
+  std::unique_ptr<Poco::ThreadPool> pool_;
+  std::unique_ptr<Poco::Net::HTTPServer> server_;
+  std::atomic<std::size_t> in_flight_{0};
+};
+
+}  // namespace kasama::server

@@ -1,0 +1,63 @@
+#pragma once
+// What an interaction works with: the long-lived services and the per-request context
+// (its database connection and transaction, and what to do once that transaction commits).
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "server/config.hpp"
+#include "server/interactions/rest.hpp"
+#include "server/storage/db.hpp"
+#include "server/storage/resource_cache.hpp"
+#include "server/storage/resource_store.hpp"
+
+namespace kasama::server {
+
+struct Services {
+  Services(const Config& c, storage::ConnectionPool& p, storage::ResourceCache& rc)
+      : config(c), pool(p), cache(rc), store(c.tenant) {}
+  const Config& config;
+  storage::ConnectionPool& pool;
+  storage::ResourceCache& cache;
+  storage::ResourceStore store;
+};
+
+class Context {
+ public:
+  explicit Context(Services& s) : svc(s) {}
+
+  // The connection, acquired on first use (a read served from the cache never needs one).
+  storage::Connection& db();
+  bool has_db() const { return conn_.has_value(); }
+  void begin();   // starts the interaction's transaction
+  void commit();  // commits, then runs the after-commit actions
+  void rollback() noexcept;
+
+  Services& svc;
+  bool in_transaction_bundle = false;  // reads must see the bundle's own uncommitted writes
+  std::int64_t now = 0;                // the writes' lastUpdated, one per transaction
+  std::vector<std::function<void()>> after_commit;
+
+  // Referential integrity is checked when the transaction's writes are all done (a
+  // transaction Bundle may create a target after the entry that refers to it).
+  struct PendingLink {
+    std::string type, id, path;
+  };
+  struct PendingDelete {
+    std::string type, id;
+    std::uint64_t pk;
+  };
+  std::vector<PendingLink> pending_links;
+  std::vector<PendingDelete> pending_deletes;
+
+ private:
+  std::optional<storage::PooledConnection> conn_;
+};
+
+// Raised inside a transaction when it must be run again from the start (a concurrent
+// conditional create claimed the same criteria first, or two creates raced on one id).
+struct RetryTransaction {};
+
+}  // namespace kasama::server

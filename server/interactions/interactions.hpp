@@ -1,0 +1,53 @@
+#pragma once
+// One function per FHIR interaction; each file of this folder holds one of them.
+#include <string>
+
+#include "server/interactions/context.hpp"
+#include "server/interactions/rest.hpp"
+
+namespace kasama::server {
+
+enum class Kind {
+  kCapabilities,
+  kRead,
+  kVread,
+  kCreate,
+  kUpdate,
+  kConditionalUpdate,
+  kPatch,
+  kConditionalPatch,
+  kDelete,
+  kConditionalDelete,
+  kHistoryInstance,
+  kHistoryType,
+  kHistorySystem,
+  kSearchType,
+  kBatchOrTransaction,
+};
+
+struct Route {
+  Kind kind;
+  std::string type;
+  std::string id;
+  std::string vid;
+};
+
+// Which interaction a request is; 404 for unknown paths and types, 405 for wrong methods.
+Route route(const RestRequest& req);
+bool is_write(Kind kind);
+const char* kind_name(Kind kind);
+
+RestResponse read(Context& ctx, const RestRequest& req, const Route& r);
+RestResponse vread(Context& ctx, const RestRequest& req, const Route& r);
+RestResponse create(Context& ctx, const RestRequest& req, const Route& r);
+RestResponse update(Context& ctx, const RestRequest& req, const Route& r);
+RestResponse conditional_update(Context& ctx, const RestRequest& req, const Route& r);
+RestResponse patch(Context& ctx, const RestRequest& req, const Route& r);
+RestResponse conditional_patch(Context& ctx, const RestRequest& req, const Route& r);
+RestResponse remove(Context& ctx, const RestRequest& req, const Route& r);
+RestResponse conditional_remove(Context& ctx, const RestRequest& req, const Route& r);
+RestResponse history(Context& ctx, const RestRequest& req, const Route& r);
+RestResponse search_type(Context& ctx, const RestRequest& req, const Route& r);
+RestResponse capabilities(Context& ctx, const RestRequest& req, const Route& r);
+
+}  // namespace kasama::server

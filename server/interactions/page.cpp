@@ -1,0 +1,58 @@
+#include "server/interactions/page.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "server/interactions/support.hpp"
+
+namespace kasama::server {
+
+PageParams page_params(Context& ctx, const RestRequest& req, std::initializer_list<const char*> known) {
+  PageParams p;
+  p.count = ctx.svc.config.default_count;
+  for (const auto& [name, value] : req.params) {
+    if (name == "_count") {
+      unsigned long n = 0;
+      bool ok = !value.empty() && value.size() <= 9 &&
+                std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; });
+      if (ok) n = std::stoul(value);
+      if (!ok) throw FhirError(400, "value", "_count must be a whole number from 0", "_count");
+      p.count = static_cast<unsigned>(std::min<unsigned long>(n, ctx.svc.config.max_count));
+      continue;
+    }
+    if (name == "_format" || name == "_pretty") continue;
+    bool is_known = std::any_of(known.begin(), known.end(), [&](const char* k) { return name == k; });
+    if (!is_known && !lenient_handling(req)) {
+      throw FhirError(400, "not-supported", "Parameter '" + name + "' is not supported here", name);
+    }
+  }
+  return p;
+}
+
+std::string self_url(const RestRequest& req, std::initializer_list<const char*> drop) {
+  std::string url = req.base_url + "/" + req.path();
+  bool first = true;
+  for (const auto& [name, value] : req.params) {
+    if (std::any_of(drop.begin(), drop.end(), [&](const char* d) { return name == d; })) continue;
+    url += first ? '?' : '&';
+    first = false;
+    url += percent_encode(name) + "=" + percent_encode(value);
+  }
+  return url;
+}
+
+std::vector<std::string> split_list(const std::string& value) {
+  std::vector<std::string> out(1);
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    if (value[i] == '\\' && i + 1 < value.size()) {
+      out.back().push_back(value[++i]);
+    } else if (value[i] == ',') {
+      out.emplace_back();
+    } else {
+      out.back().push_back(value[i]);
+    }
+  }
+  return out;
+}
+
+}  // namespace kasama::server

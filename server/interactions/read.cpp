@@ -1,0 +1,80 @@
+// read and vread (http.html#read, #vread), with conditional read (If-None-Match,
+// If-Modified-Since). Current versions come from the cache when they can.
+#include "resources/fhir_time.hpp"
+#include "server/interactions/interactions.hpp"
+#include "server/interactions/support.hpp"
+
+namespace kasama::server {
+namespace {
+
+bool not_modified(const RestRequest& req, std::uint32_t version, std::int64_t last_updated) {
+  if (const std::string* inm = req.header("if-none-match")) {
+    return *inm == etag(version) || *inm == "\"" + std::to_string(version) + "\"" || *inm == "*";
+  }
+  if (const std::string* ims = req.header("if-modified-since")) {
+    auto since = resources::parse_http_date(*ims);
+    return since && last_updated / 1000 <= *since / 1000;
+  }
+  return false;
+}
+
+RestResponse found(const RestRequest& req, std::uint32_t version, std::int64_t last_updated, std::string content) {
+  RestResponse r;
+  r.version_id = std::to_string(version);
+  r.last_modified = resources::format_instant(last_updated);
+  if (not_modified(req, version, last_updated)) {
+    r.status = 304;
+    return r;
+  }
+  r.status = 200;
+  r.body = std::move(content);
+  return r;
+}
+
+[[noreturn]] void gone(const Route& r, std::uint32_t version, std::int64_t when) {
+  FhirError e(410, "deleted",
+              r.type + "/" + r.id + " was deleted (version " + std::to_string(version) + ", " +
+                  resources::format_instant(when) + ")");
+  throw e;
+}
+
+}  // namespace
+
+RestResponse read(Context& ctx, const RestRequest& req, const Route& r) {
+  auto& cache = ctx.svc.cache;
+  if (!ctx.in_transaction_bundle) {
+    if (auto hit = cache.get(r.type, r.id)) {
+      if (hit->deleted) gone(r, hit->version, hit->last_updated);
+      return found(req, hit->version, hit->last_updated, hit->content);
+    }
+  }
+  auto v = ctx.svc.store.read_current(ctx.db(), r.type, r.id);
+  if (!v) throw FhirError(404, "not-found", r.type + "/" + r.id + " is not known");
+  if (!ctx.in_transaction_bundle) {
+    auto entry = std::make_shared<storage::CachedResource>();
+    entry->version = v->version;
+    entry->last_updated = v->last_updated;
+    entry->deleted = v->deleted;
+    entry->content = v->content;
+    cache.put(r.type, r.id, entry);
+  }
+  if (v->deleted) gone(r, v->version, v->last_updated);
+  return found(req, v->version, v->last_updated, std::move(v->content));
+}
+
+RestResponse vread(Context& ctx, const RestRequest& req, const Route& r) {
+  std::uint32_t version = 0;
+  bool ok = !r.vid.empty() && r.vid.size() <= 9;
+  for (char c : r.vid) ok = ok && c >= '0' && c <= '9', version = version * 10 + static_cast<std::uint32_t>(c - '0');
+  if (!ok || version == 0) {
+    throw FhirError(404, "not-found", r.type + "/" + r.id + " has no version '" + r.vid.substr(0, 20) + "'");
+  }
+  auto v = ctx.svc.store.read_version(ctx.db(), r.type, r.id, version);
+  if (!v) {
+    throw FhirError(404, "not-found", r.type + "/" + r.id + "/_history/" + r.vid + " is not known");
+  }
+  if (v->deleted) gone(r, v->version, v->last_updated);
+  return found(req, v->version, v->last_updated, std::move(v->content));
+}
+
+}  // namespace kasama::server

@@ -1,0 +1,106 @@
+#include "server/interactions/interactions.hpp"
+#include "server/interactions/support.hpp"
+
+namespace kasama::server {
+namespace {
+
+[[noreturn]] void not_allowed(const RestRequest& req, const std::string& allowed) {
+  throw FhirError(405, "not-supported",
+                  "Method " + req.method + " is not allowed on /" + req.path() + " (allowed: " + allowed + ")");
+}
+
+}  // namespace
+
+Route route(const RestRequest& req) {
+  const auto& s = req.segments;
+  const std::string& m = req.method;
+  if (s.empty()) {
+    if (m == "POST") return {Kind::kBatchOrTransaction, "", "", ""};
+    not_allowed(req, "POST");
+  }
+  if (s.size() == 1 && s[0] == "metadata") {
+    if (m == "GET" || m == "HEAD") return {Kind::kCapabilities, "", "", ""};
+    not_allowed(req, "GET");
+  }
+  if (s.size() == 1 && s[0] == "_history") {
+    if (m == "GET" || m == "HEAD") return {Kind::kHistorySystem, "", "", ""};
+    not_allowed(req, "GET");
+  }
+  const std::string& type = s[0];
+  if (s[0].empty() || s[0][0] == '$' || s[0][0] == '_') {
+    throw FhirError(404, "not-supported", "Unknown path /" + req.path());
+  }
+  require_resource_type(type);
+  if (s.size() == 1) {
+    if (m == "GET" || m == "HEAD") return {Kind::kSearchType, type, "", ""};
+    if (m == "POST") return {Kind::kCreate, type, "", ""};
+    if (m == "PUT") return {Kind::kConditionalUpdate, type, "", ""};
+    if (m == "PATCH") return {Kind::kConditionalPatch, type, "", ""};
+    if (m == "DELETE") return {Kind::kConditionalDelete, type, "", ""};
+    not_allowed(req, "GET, POST, PUT, PATCH, DELETE");
+  }
+  if (s.size() == 2 && s[1] == "_history") {
+    if (m == "GET" || m == "HEAD") return {Kind::kHistoryType, type, "", ""};
+    not_allowed(req, "GET");
+  }
+  if (s.size() == 2 && s[1] == "_search") {
+    throw FhirError(404, "not-supported", "POST " + type + "/_search is not supported yet");
+  }
+  const std::string& id = s[1];
+  if (!id.empty() && id[0] == '$') throw FhirError(404, "not-supported", "Unknown operation " + id + " on " + type);
+  require_valid_id(id);
+  if (s.size() == 2) {
+    if (m == "GET" || m == "HEAD") return {Kind::kRead, type, id, ""};
+    if (m == "PUT") return {Kind::kUpdate, type, id, ""};
+    if (m == "PATCH") return {Kind::kPatch, type, id, ""};
+    if (m == "DELETE") return {Kind::kDelete, type, id, ""};
+    not_allowed(req, "GET, PUT, PATCH, DELETE");
+  }
+  if (s.size() == 3 && s[2] == "_history") {
+    if (m == "GET" || m == "HEAD") return {Kind::kHistoryInstance, type, id, ""};
+    not_allowed(req, "GET");
+  }
+  if (s.size() == 4 && s[2] == "_history") {
+    if (m == "GET" || m == "HEAD") return {Kind::kVread, type, id, s[3]};
+    not_allowed(req, "GET");
+  }
+  throw FhirError(404, "not-supported", "Unknown path /" + req.path());
+}
+
+bool is_write(Kind kind) {
+  switch (kind) {
+    case Kind::kCreate:
+    case Kind::kUpdate:
+    case Kind::kConditionalUpdate:
+    case Kind::kPatch:
+    case Kind::kConditionalPatch:
+    case Kind::kDelete:
+    case Kind::kConditionalDelete:
+      return true;
+    default:
+      return false;
+  }
+}
+
+const char* kind_name(Kind kind) {
+  switch (kind) {
+    case Kind::kCapabilities: return "capabilities";
+    case Kind::kRead: return "read";
+    case Kind::kVread: return "vread";
+    case Kind::kCreate: return "create";
+    case Kind::kUpdate: return "update";
+    case Kind::kConditionalUpdate: return "conditional-update";
+    case Kind::kPatch: return "patch";
+    case Kind::kConditionalPatch: return "conditional-patch";
+    case Kind::kDelete: return "delete";
+    case Kind::kConditionalDelete: return "conditional-delete";
+    case Kind::kHistoryInstance: return "history-instance";
+    case Kind::kHistoryType: return "history-type";
+    case Kind::kHistorySystem: return "history-system";
+    case Kind::kSearchType: return "search-type";
+    case Kind::kBatchOrTransaction: return "batch-or-transaction";
+  }
+  return "unknown";
+}
+
+}  // namespace kasama::server

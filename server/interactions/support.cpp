@@ -1,0 +1,530 @@
+#include "server/interactions/support.hpp"
+
+#include <algorithm>
+#include <random>
+#include <set>
+
+#include "resources/fhir_time.hpp"
+#include "resources/references.hpp"
+#include "resources/type_model.hpp"
+#include "resources/validator.hpp"
+#include "server/storage/hash.hpp"
+
+namespace kasama::server {
+
+using resources::TypeModel;
+
+std::string new_resource_id() {
+  // UUID version 4: unguessable, and unique across servers without coordination.
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uint64_t a = rng(), b = rng();
+  a = (a & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;
+  b = (b & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(36);
+  for (int i = 15; i >= 0; --i) {
+    s.push_back(kHex[(a >> (i * 4)) & 0xF]);
+    if (i == 8 || i == 4) s.push_back('-');
+  }
+  s.push_back('-');
+  for (int i = 15; i >= 0; --i) {
+    s.push_back(kHex[(b >> (i * 4)) & 0xF]);
+    if (i == 12) s.push_back('-');
+  }
+  return s;
+}
+
+void require_resource_type(const std::string& type) {
+  if (!TypeModel::instance().is_resource_type(type)) {
+    throw FhirError(404, "not-supported", "Unknown resource type '" + type + "'", type);
+  }
+}
+
+void require_valid_id(const std::string& id, const char* what) {
+  if (!resources::is_valid_id(id)) {
+    throw FhirError(400, "value", std::string("Invalid ") + what + " '" + id.substr(0, 80) +
+                                      "': 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'");
+  }
+}
+
+void validate_or_throw(const Json& resource, const std::string& where_prefix) {
+  auto found = resources::validate_resource(resource);
+  if (found.empty()) return;
+  bool structural = false;
+  std::vector<Issue> issues;
+  for (auto& i : found) {
+    if (i.code != "required") structural = true;
+    std::string expr = i.expression;
+    if (!where_prefix.empty()) expr = where_prefix + "." + expr;
+    issues.push_back(Issue{"error", i.code, i.message, expr});
+  }
+  // Malformed content is a bad request; content that is well formed but breaks the base
+  // definition's cardinality rules is unprocessable.
+  throw FhirError(structural ? 400 : 422, std::move(issues));
+}
+
+Json request_resource(const RestRequest& req, const std::string& expected_type, bool validate) {
+  Json r;
+  if (req.resource) {
+    r = *req.resource;
+  } else {
+    if (req.body.find_first_not_of(" \t\r\n") == std::string::npos) {
+      throw FhirError(400, "required", "The request body is empty; a " + expected_type + " resource is required");
+    }
+    auto parsed = resources::parse_json(req.body);
+    if (!parsed.ok) {
+      throw FhirError(400, "structure",
+                      "The body is not valid JSON (at byte " + std::to_string(parsed.offset) + "): " + parsed.error);
+    }
+    r = std::move(parsed.value);
+  }
+  if (!r.is_object()) throw FhirError(400, "structure", "The body must be a JSON object holding a FHIR resource");
+  auto rt = r.find("resourceType");
+  if (rt == r.end() || !rt->is_string()) {
+    throw FhirError(400, "required", "The resource has no resourceType", "resourceType");
+  }
+  const std::string& type = rt->get_ref<const std::string&>();
+  if (!TypeModel::instance().is_resource_type(type)) {
+    throw FhirError(400, "not-supported", "Unknown resourceType '" + type.substr(0, 80) + "'", "resourceType");
+  }
+  if (type != expected_type) {
+    throw FhirError(400, "invalid",
+                    "The body holds a " + type + " but this endpoint takes a " + expected_type, "resourceType");
+  }
+  if (validate) validate_or_throw(r);
+  return r;
+}
+
+std::optional<std::uint32_t> if_match_version(const RestRequest& req) {
+  const std::string* h = req.header("if-match");
+  if (!h) return std::nullopt;
+  std::string_view v = *h;
+  if (v.substr(0, 2) == "W/") v.remove_prefix(2);
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  std::uint32_t n = 0;
+  if (v.empty() || v.size() > 9 || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    throw FhirError(400, "value", "If-Match must be a version ETag such as W/\"3\"", "If-Match");
+  }
+  for (char c : v) n = n * 10 + static_cast<std::uint32_t>(c - '0');
+  return n;
+}
+
+std::string etag(std::uint32_t version) { return "W/\"" + std::to_string(version) + "\""; }
+
+namespace {
+
+// The resource as stored: resourceType, id and meta first, then the rest in the client's order.
+std::string finalize(Json& resource, const std::string& type, const std::string& id, std::uint32_t version,
+                     std::int64_t last_updated) {
+  Json out = Json::object();
+  out["resourceType"] = type;
+  out["id"] = id;
+  Json meta = Json::object();
+  meta["versionId"] = std::to_string(version);
+  meta["lastUpdated"] = resources::format_instant(last_updated);
+  auto m = resource.find("meta");
+  if (m != resource.end() && m->is_object()) {
+    for (auto& [k, v] : m->items()) {
+      if (k != "versionId" && k != "lastUpdated") meta[k] = v;
+    }
+  }
+  out["meta"] = std::move(meta);
+  for (auto& [k, v] : resource.items()) {
+    if (k != "resourceType" && k != "id" && k != "meta") out[k] = v;
+  }
+  return resources::dump_json(out);
+}
+
+std::vector<storage::TokenRow> identifier_tokens(const Json& resource) {
+  std::vector<storage::TokenRow> rows;
+  auto it = resource.find("identifier");
+  if (it == resource.end()) return rows;
+  auto add = [&](const Json& ident) {
+    if (!ident.is_object()) return;
+    auto v = ident.find("value");
+    if (v == ident.end() || !v->is_string()) return;
+    auto s = ident.find("system");
+    rows.push_back({"identifier", (s != ident.end() && s->is_string()) ? s->get<std::string>() : std::string(),
+                    v->get<std::string>()});
+  };
+  if (it->is_array()) {
+    for (const auto& i : *it) add(i);
+  } else {
+    add(*it);
+  }
+  return rows;
+}
+
+std::vector<storage::LinkRow> local_links(const Json& resource, const std::string& base_url) {
+  std::vector<storage::LinkRow> rows;
+  std::set<std::pair<std::string, std::string>> seen;
+  for (auto& f : resources::find_references(resource)) {
+    auto local = resources::parse_local_reference(f.reference, base_url);
+    if (!local || !TypeModel::instance().is_resource_type(local->type)) continue;
+    if (!seen.emplace(local->type, local->id).second) continue;
+    rows.push_back({local->type, local->id, f.path});
+  }
+  return rows;
+}
+
+void queue_cache_put(Context& ctx, const WriteResult& w, bool deleted) {
+  auto entry = std::make_shared<storage::CachedResource>();
+  entry->version = w.version;
+  entry->last_updated = w.last_updated;
+  entry->deleted = deleted;
+  entry->content = w.content;
+  ctx.after_commit.push_back([&cache = ctx.svc.cache, type = w.type, id = w.id, entry] { cache.put(type, id, entry); });
+}
+
+}  // namespace
+
+WriteResult store_resource(Context& ctx, Json resource, const std::string& type, const std::string& id,
+                           const std::optional<storage::CurrentRow>& existing, const std::string& method) {
+  auto& store = ctx.svc.store;
+  auto& db = ctx.db();
+  WriteResult w;
+  w.type = type;
+  w.id = id;
+  w.created = !existing || existing->deleted;
+  if (existing && !existing->deleted && method != "POST") {
+    // An update that changes nothing keeps the current version (no history noise).
+    auto cur = store.read_current(db, type, id);
+    if (cur && !cur->deleted) {
+      Json copy = resource;
+      if (finalize(copy, type, id, cur->version, cur->last_updated) == cur->content) {
+        w.pk = cur->pk;
+        w.version = cur->version;
+        w.last_updated = cur->last_updated;
+        w.content = std::move(cur->content);
+        w.changed = false;
+        return w;
+      }
+    }
+  }
+  w.version = existing ? existing->version + 1 : 1;
+  w.last_updated = ctx.now;
+  w.content = finalize(resource, type, id, w.version, w.last_updated);
+
+  auto links = local_links(resource, ctx.svc.config.base_url);
+  if (ctx.svc.config.ref_integrity == RefIntegrity::kStrict) {
+    for (const auto& l : links) {
+      if (l.target_type == type && l.target_id == id) continue;
+      ctx.pending_links.push_back({l.target_type, l.target_id, l.path});
+    }
+  }
+  try {
+    w.pk = store.write_version(db, existing, type, id, w.version, w.last_updated, method, w.content);
+  } catch (const storage::DbError& e) {
+    // Two creates of the same new id raced: run again, and the loser becomes an update.
+    if (e.duplicate_key() && !existing) throw RetryTransaction{};
+    throw;
+  }
+  auto tokens = identifier_tokens(resource);
+  if (existing || !tokens.empty()) store.replace_tokens(db, w.pk, type, tokens);
+  if (existing || !links.empty()) store.replace_links(db, w.pk, links);
+  queue_cache_put(ctx, w, false);
+  return w;
+}
+
+WriteResult store_delete(Context& ctx, const std::string& type, const std::string& id,
+                         const storage::CurrentRow& existing) {
+  auto& store = ctx.svc.store;
+  auto& db = ctx.db();
+  if (ctx.svc.config.ref_integrity != RefIntegrity::kOff) ctx.pending_deletes.push_back({type, id, existing.pk});
+  WriteResult w;
+  w.type = type;
+  w.id = id;
+  w.version = existing.version + 1;
+  w.last_updated = ctx.now;
+  w.pk = store.write_version(db, existing, type, id, w.version, w.last_updated, "DELETE", "");
+  store.clear_dependents(db, w.pk);
+  queue_cache_put(ctx, w, true);
+  return w;
+}
+
+void check_integrity(Context& ctx) {
+  auto& store = ctx.svc.store;
+  for (const auto& d : ctx.pending_deletes) {
+    auto refs = store.referrers(ctx.db(), d.type, d.id, d.pk, 6);
+    if (refs.empty()) continue;
+    std::string list;
+    for (std::size_t i = 0; i < refs.size() && i < 5; ++i) list += (i ? ", " : "") + refs[i];
+    if (refs.size() > 5) list += ", ...";
+    throw FhirError(409, "conflict",
+                    "Cannot delete " + d.type + "/" + d.id + ": it is referenced by " + list + " (referential integrity)");
+  }
+  std::set<std::pair<std::string, std::string>> checked;
+  for (const auto& l : ctx.pending_links) {
+    if (!checked.emplace(l.type, l.id).second) continue;
+    // A shared lock keeps the target from being deleted until this transaction ends.
+    auto target = store.current(ctx.db(), l.type, l.id, storage::Lock::kShare);
+    if (!target || target->deleted) {
+      throw FhirError(409, "not-found",
+                      "Referential integrity: " + l.path + " refers to " + l.type + "/" + l.id + ", which " +
+                          (target ? "has been deleted" : "does not exist on this server"),
+                      l.path);
+    }
+  }
+  ctx.pending_links.clear();
+  ctx.pending_deletes.clear();
+}
+
+RestResponse write_response(const RestRequest& req, const WriteResult& w, int status, const std::string& base_url) {
+  RestResponse r;
+  r.status = status;
+  r.location = base_url + "/" + w.type + "/" + w.id + "/_history/" + std::to_string(w.version);
+  r.version_id = std::to_string(w.version);
+  r.last_modified = resources::format_instant(w.last_updated);
+  switch (return_preference(req)) {
+    case ReturnPref::kMinimal:
+      break;
+    case ReturnPref::kOutcome: {
+      std::string what = status == 201 ? "Created " : (w.changed ? "Updated " : "No change to ");
+      r.body = outcome_json("information", "informational",
+                            what + w.type + "/" + w.id + " (version " + std::to_string(w.version) + ")");
+      r.body_is_outcome = true;
+      break;
+    }
+    default:
+      r.body = w.content;
+  }
+  return r;
+}
+
+std::string percent_decode(std::string_view s, bool plus_is_space) {
+  std::string out;
+  out.reserve(s.size());
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2])));
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out.push_back(' ');
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::string percent_encode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+        c == '_' || c == '~' || c == ':' || c == ',' || c == '/') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xF]);
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view s) {
+  std::string out;
+  unsigned buf = 0;
+  int bits = 0, pad = 0;
+  for (char c : s) {
+    int v;
+    if (c >= 'A' && c <= 'Z') v = c - 'A';
+    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9') v = c - '0' + 52;
+    else if (c == '+') v = 62;
+    else if (c == '/') v = 63;
+    else if (c == '=') { ++pad; continue; }
+    else if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+    else return std::nullopt;
+    if (pad) return std::nullopt;
+    buf = (buf << 6) | static_cast<unsigned>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((buf >> bits) & 0xFF));
+    }
+  }
+  if (pad > 2) return std::nullopt;
+  return out;
+}
+
+void split_url(std::string_view url, std::vector<std::string>& segments,
+               std::vector<std::pair<std::string, std::string>>& params) {
+  auto q = url.find('?');
+  std::string_view path = url.substr(0, q);
+  while (!path.empty() && path.front() == '/') path.remove_prefix(1);
+  while (!path.empty()) {
+    auto slash = path.find('/');
+    segments.push_back(percent_decode(path.substr(0, slash), false));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+  if (q == std::string_view::npos) return;
+  std::string_view query = url.substr(q + 1);
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    std::string_view kv = query.substr(0, amp);
+    if (!kv.empty()) {
+      auto eq = kv.find('=');
+      params.emplace_back(percent_decode(kv.substr(0, eq), true),
+                          eq == std::string_view::npos ? std::string() : percent_decode(kv.substr(eq + 1), true));
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+}
+
+Criteria parse_criteria(std::string_view query) {
+  std::vector<std::string> ignored;
+  Criteria c;
+  std::string q = "?" + std::string(query.substr(query.find('?') == std::string_view::npos ? 0 : query.find('?') + 1));
+  split_url(q, ignored, c);
+  return c;
+}
+
+namespace {
+
+std::vector<std::string> split_commas(const std::string& v) {
+  // A backslash escapes a comma that belongs to the value (search.html "Escaping").
+  std::vector<std::string> out(1);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (v[i] == '\\' && i + 1 < v.size() && (v[i + 1] == ',' || v[i + 1] == '\\' || v[i + 1] == '|' || v[i + 1] == '$')) {
+      out.back().push_back(v[++i]);
+    } else if (v[i] == ',') {
+      out.emplace_back();
+    } else {
+      out.back().push_back(v[i]);
+    }
+  }
+  return out;
+}
+
+// The first unescaped '|' splits system and code.
+std::optional<std::size_t> token_bar(const std::string& v) {
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (v[i] == '\\') {
+      ++i;
+      continue;
+    }
+    if (v[i] == '|') return i;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::uint64_t, std::string>> match_criteria(Context& ctx, const std::string& type,
+                                                                  const Criteria& criteria, unsigned limit) {
+  if (criteria.empty()) {
+    throw FhirError(400, "invalid", "Conditional criteria are empty: give at least one search parameter");
+  }
+  auto& store = ctx.svc.store;
+  std::optional<std::vector<std::pair<std::uint64_t, std::string>>> result;
+  for (const auto& [name, value] : criteria) {
+    std::vector<std::pair<std::uint64_t, std::string>> matches;
+    if (name == "_id") {
+      for (const auto& id : split_commas(value)) {
+        auto cur = store.current(ctx.db(), type, id, storage::Lock::kNone);
+        if (cur && !cur->deleted) matches.emplace_back(cur->pk, id);
+      }
+    } else if (name == "identifier") {
+      for (const auto& raw : split_commas(value)) {
+        std::optional<std::string> sys, val;
+        if (auto bar = token_bar(raw)) {
+          sys = percent_decode(raw.substr(0, *bar), false);
+          std::string v = raw.substr(*bar + 1);
+          if (!v.empty()) val = v;
+          if (sys->empty() && !val) throw FhirError(400, "invalid", "identifier criteria '|' names nothing", name);
+        } else {
+          val = raw;
+        }
+        for (auto& m : store.find_by_token(ctx.db(), type, "identifier", sys, val, 1000)) matches.push_back(std::move(m));
+      }
+    } else {
+      throw FhirError(400, "not-supported",
+                      "Conditional criteria parameter '" + name + "' is not supported yet (supported: _id, identifier)",
+                      name);
+    }
+    std::sort(matches.begin(), matches.end());
+    matches.erase(std::unique(matches.begin(), matches.end()), matches.end());
+    if (!result) {
+      result = std::move(matches);
+    } else {
+      std::vector<std::pair<std::uint64_t, std::string>> both;
+      std::set_intersection(result->begin(), result->end(), matches.begin(), matches.end(), std::back_inserter(both));
+      result = std::move(both);
+    }
+  }
+  if (result->size() > limit) result->resize(limit);
+  return *result;
+}
+
+std::int64_t criteria_hash(const std::string& type, const Criteria& criteria) {
+  std::vector<std::string> parts;
+  for (const auto& [k, v] : criteria) parts.push_back(k + "=" + v);
+  std::sort(parts.begin(), parts.end());
+  std::string joined;
+  for (const auto& p : parts) joined += p + "&";
+  return storage::hash64({type, joined});
+}
+
+BundleWriter::BundleWriter(const std::string& type) {
+  head_ = "{\"resourceType\":\"Bundle\",\"id\":\"" + new_resource_id() + "\",\"meta\":{\"lastUpdated\":\"" +
+          resources::format_instant(resources::now_millis()) + "\"},\"type\":\"" + type + "\"";
+}
+
+void BundleWriter::total(std::uint64_t n) { head_ += ",\"total\":" + std::to_string(n); }
+
+void BundleWriter::link(const std::string& relation, const std::string& url) {
+  if (!links_.empty()) links_ += ',';
+  links_ += "{\"relation\":\"" + relation + "\",\"url\":";
+  resources::append_json_string(links_, url);
+  links_ += '}';
+}
+
+void BundleWriter::entry(const std::string& full_url, const std::string& resource_json, const Json& extra) {
+  if (any_entry_) entries_ += ',';
+  any_entry_ = true;
+  entries_ += '{';
+  bool first = true;
+  if (!full_url.empty()) {
+    entries_ += "\"fullUrl\":";
+    resources::append_json_string(entries_, full_url);
+    first = false;
+  }
+  if (!resource_json.empty()) {
+    entries_ += first ? "" : ",";
+    entries_ += "\"resource\":";
+    entries_ += resource_json;
+    first = false;
+  }
+  if (extra.is_object()) {
+    for (const auto& [k, v] : extra.items()) {
+      if (!first) entries_ += ',';
+      first = false;
+      resources::append_json_string(entries_, k);
+      entries_ += ':';
+      resources::dump_json_to(entries_, v);
+    }
+  }
+  entries_ += '}';
+}
+
+std::string BundleWriter::finish() {
+  std::string out = std::move(head_);
+  if (!links_.empty()) out += ",\"link\":[" + links_ + "]";
+  if (any_entry_) out += ",\"entry\":[" + entries_ + "]";
+  out += '}';
+  return out;
+}
+
+}  // namespace kasama::server

@@ -1,0 +1,99 @@
+#include "server/storage/migrations.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "server/storage/hash.hpp"
+
+namespace kasama::storage {
+namespace {
+
+struct RawMigration {
+  const char* file;
+  const char* sql;
+};
+
+constexpr RawMigration kRaw[] = {
+#include "migrations_embedded.inc"
+};
+
+}  // namespace
+
+const std::vector<Migration>& embedded_migrations() {
+  static const std::vector<Migration> all = [] {
+    std::vector<Migration> v;
+    for (const auto& r : kRaw) {
+      std::string file = r.file;
+      v.push_back(Migration{std::stoi(file.substr(0, file.find('_'))), file, r.sql});
+    }
+    std::sort(v.begin(), v.end(), [](const Migration& a, const Migration& b) { return a.version < b.version; });
+    return v;
+  }();
+  return all;
+}
+
+std::vector<std::string> split_sql(const std::string& sql) {
+  std::vector<std::string> out;
+  std::string cur;
+  char quote = 0;
+  bool line_comment = false;
+  for (std::size_t i = 0; i < sql.size(); ++i) {
+    char c = sql[i];
+    if (line_comment) {
+      if (c == '\n') line_comment = false;
+      continue;
+    }
+    if (!quote && c == '-' && i + 1 < sql.size() && sql[i + 1] == '-') {
+      line_comment = true;
+      continue;
+    }
+    if (quote) {
+      if (c == quote) quote = 0;
+    } else if (c == '\'' || c == '"' || c == '`') {
+      quote = c;
+    } else if (c == ';') {
+      if (cur.find_first_not_of(" \t\r\n") != std::string::npos) out.push_back(cur);
+      cur.clear();
+      continue;
+    }
+    cur.push_back(c);
+  }
+  if (cur.find_first_not_of(" \t\r\n") != std::string::npos) out.push_back(cur);
+  return out;
+}
+
+int apply_migrations(Connection& admin) {
+  admin.execute_text(
+      "CREATE TABLE IF NOT EXISTS schema_migration ("
+      " version INT NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL,"
+      " checksum CHAR(64) CHARACTER SET ascii NOT NULL, applied_at DATETIME(6) NOT NULL) ENGINE=InnoDB");
+  auto lock = admin.execute_text("SELECT GET_LOCK('kasama_migrate', 120)");
+  if (lock.empty() || lock.text(0, 0) != "1") throw std::runtime_error("could not take the migration lock");
+  int applied = 0;
+  try {
+    auto done = admin.execute_text("SELECT version, checksum, name FROM schema_migration");
+    for (const auto& m : embedded_migrations()) {
+      const std::string sum = sha256_hex(m.sql);
+      bool present = false;
+      for (std::size_t r = 0; r < done.size(); ++r) {
+        if (done.integer(r, 0) != m.version) continue;
+        present = true;
+        if (done.text(r, 1) != sum) {
+          throw std::runtime_error("migration " + m.name + " was changed after it was applied (checksum differs)");
+        }
+      }
+      if (present) continue;
+      for (const auto& stmt : split_sql(m.sql)) admin.execute_text(stmt);
+      admin.query("INSERT INTO schema_migration (version, name, checksum, applied_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6))",
+                  {std::int64_t{m.version}, std::string_view(m.name), std::string_view(sum)});
+      ++applied;
+    }
+  } catch (...) {
+    admin.execute_text("SELECT RELEASE_LOCK('kasama_migrate')");
+    throw;
+  }
+  admin.execute_text("SELECT RELEASE_LOCK('kasama_migrate')");
+  return applied;
+}
+
+}  // namespace kasama::storage

@@ -1,0 +1,52 @@
+#pragma once
+// Current versions of resources, kept in memory so that a read need not touch MariaDB.
+// Entries are put after the writing transaction committed, and a put never replaces a
+// newer version with an older one, so racing readers and writers cannot leave a stale
+// entry. Valid for one server process per database: with several processes on one
+// database (KASAMA_CACHE_BYTES=0 there) another process's writes would not be seen.
+#include <array>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace kasama::storage {
+
+struct CachedResource {
+  std::uint32_t version = 0;
+  std::int64_t last_updated = 0;
+  bool deleted = false;
+  std::string content;
+};
+
+class ResourceCache {
+ public:
+  explicit ResourceCache(std::size_t max_bytes) : max_bytes_(max_bytes) {}
+
+  std::shared_ptr<const CachedResource> get(const std::string& type, const std::string& id);
+  void put(const std::string& type, const std::string& id, std::shared_ptr<const CachedResource> value);
+  void erase(const std::string& type, const std::string& id);
+  void clear();
+  bool enabled() const { return max_bytes_ > 0; }
+
+ private:
+  static constexpr std::size_t kShards = 16;
+  struct Shard {
+    std::mutex mu;
+    std::list<std::string> lru;  // front = most recent
+    struct Entry {
+      std::shared_ptr<const CachedResource> value;
+      std::list<std::string>::iterator pos;
+    };
+    std::unordered_map<std::string, Entry> map;
+    std::size_t bytes = 0;
+  };
+  Shard& shard(const std::string& key);
+
+  std::size_t max_bytes_;
+  std::array<Shard, kShards> shards_;
+};
+
+}  // namespace kasama::storage

@@ -1,0 +1,291 @@
+#include "server/storage/resource_store.hpp"
+
+#include "resources/fhir_time.hpp"
+#include "server/storage/hash.hpp"
+
+namespace kasama::storage {
+namespace {
+
+using resources::format_sql;
+using resources::parse_sql;
+
+std::int64_t ts(const std::string& sql_time) { return parse_sql(sql_time).value_or(0); }
+
+StoredVersion version_from(ResultSet& rs, std::size_t r, const std::string& type, const std::string& id) {
+  // columns: pk, version, last_updated, method, content
+  StoredVersion v;
+  v.pk = static_cast<std::uint64_t>(rs.integer(r, 0));
+  v.type = type;
+  v.id = id;
+  v.version = static_cast<std::uint32_t>(rs.integer(r, 1));
+  v.last_updated = ts(rs.text(r, 2));
+  v.method = rs.text(r, 3);
+  v.deleted = rs.is_null(r, 4);
+  v.content = rs.take(r, 4);
+  return v;
+}
+
+}  // namespace
+
+std::optional<CurrentRow> ResourceStore::current(Connection& c, const std::string& type, const std::string& id,
+                                                 Lock lock) const {
+  static constexpr const char* kSql[] = {
+      "SELECT pk, version, deleted, last_updated FROM resource WHERE tenant_id=? AND res_type=? AND res_id=?",
+      "SELECT pk, version, deleted, last_updated FROM resource WHERE tenant_id=? AND res_type=? AND res_id=? "
+      "LOCK IN SHARE MODE",
+      "SELECT pk, version, deleted, last_updated FROM resource WHERE tenant_id=? AND res_type=? AND res_id=? FOR UPDATE",
+  };
+  auto rs = c.query(kSql[static_cast<int>(lock)], {std::int64_t{tenant_}, std::string_view(type), std::string_view(id)});
+  if (rs.empty()) return std::nullopt;
+  return CurrentRow{static_cast<std::uint64_t>(rs.integer(0, 0)), static_cast<std::uint32_t>(rs.integer(0, 1)),
+                    rs.integer(0, 2) != 0, ts(rs.text(0, 3))};
+}
+
+std::optional<StoredVersion> ResourceStore::read_current(Connection& c, const std::string& type,
+                                                         const std::string& id) const {
+  auto rs = c.query(
+      "SELECT r.pk, r.version, h.last_updated, h.method, h.content FROM resource r "
+      "JOIN resource_history h ON h.resource_pk = r.pk AND h.version = r.version "
+      "WHERE r.tenant_id=? AND r.res_type=? AND r.res_id=?",
+      {std::int64_t{tenant_}, std::string_view(type), std::string_view(id)});
+  if (rs.empty()) return std::nullopt;
+  return version_from(rs, 0, type, id);
+}
+
+std::optional<StoredVersion> ResourceStore::read_version(Connection& c, const std::string& type, const std::string& id,
+                                                         std::uint32_t version) const {
+  auto rs = c.query(
+      "SELECT r.pk, h.version, h.last_updated, h.method, h.content FROM resource r "
+      "JOIN resource_history h ON h.resource_pk = r.pk AND h.version = ? "
+      "WHERE r.tenant_id=? AND r.res_type=? AND r.res_id=?",
+      {std::int64_t{version}, std::int64_t{tenant_}, std::string_view(type), std::string_view(id)});
+  if (rs.empty()) return std::nullopt;
+  return version_from(rs, 0, type, id);
+}
+
+std::uint64_t ResourceStore::write_version(Connection& c, const std::optional<CurrentRow>& existing,
+                                           const std::string& type, const std::string& id, std::uint32_t version,
+                                           std::int64_t last_updated, const std::string& method,
+                                           const std::string& content) const {
+  const std::string when = format_sql(last_updated);
+  const std::int64_t deleted = content.empty() ? 1 : 0;
+  std::uint64_t pk;
+  if (!existing) {
+    auto rs = c.query(
+        "INSERT INTO resource (tenant_id, res_type, res_id, version, last_updated, deleted) VALUES (?,?,?,?,?,?)",
+        {std::int64_t{tenant_}, std::string_view(type), std::string_view(id), std::int64_t{version},
+         std::string_view(when), deleted});
+    pk = rs.insert_id;
+  } else {
+    pk = existing->pk;
+    c.query("UPDATE resource SET version=?, last_updated=?, deleted=? WHERE pk=?",
+            {std::int64_t{version}, std::string_view(when), deleted, pk});
+    c.query("UPDATE resource_history SET superseded_at=? WHERE resource_pk=? AND version=?",
+            {std::string_view(when), pk, std::int64_t{existing->version}});
+  }
+  c.query(
+      "INSERT INTO resource_history (resource_pk, version, tenant_id, res_type, res_id, last_updated, method, content) "
+      "VALUES (?,?,?,?,?,?,?,?)",
+      {pk, std::int64_t{version}, std::int64_t{tenant_}, std::string_view(type), std::string_view(id),
+       std::string_view(when), std::string_view(method),
+       content.empty() ? Param(nullptr) : Param(std::string_view(content))});
+  return pk;
+}
+
+void ResourceStore::replace_tokens(Connection& c, std::uint64_t pk, const std::string& type,
+                                   const std::vector<TokenRow>& rows) const {
+  c.query("DELETE FROM idx_token WHERE resource_pk=?", {pk});
+  if (rows.empty()) return;
+  std::string sql =
+      "INSERT INTO idx_token (resource_pk, tenant_id, param_hash, hash_sys_value, hash_value, hash_sys, sys, val) VALUES ";
+  bool first = true;
+  for (const auto& r : rows) {
+    if (!first) sql += ',';
+    first = false;
+    sql += '(' + std::to_string(pk) + ',' + std::to_string(tenant_) + ',' + std::to_string(hash64({type, r.param})) +
+           ',' + std::to_string(hash64({type, r.param, r.system, r.value})) + ',' +
+           std::to_string(hash64({type, r.param, r.value})) + ',' + std::to_string(hash64({type, r.param, r.system})) +
+           ',' + (r.system.empty() ? std::string("NULL") : c.quote(r.system)) + ',' +
+           (r.value.empty() ? std::string("NULL") : c.quote(r.value)) + ')';
+  }
+  c.execute_text(sql);
+}
+
+void ResourceStore::replace_links(Connection& c, std::uint64_t pk, const std::vector<LinkRow>& rows) const {
+  c.query("DELETE FROM resource_link WHERE src_pk=?", {pk});
+  if (rows.empty()) return;
+  std::string sql = "INSERT INTO resource_link (src_pk, tenant_id, target_type, target_id, path) VALUES ";
+  bool first = true;
+  for (const auto& r : rows) {
+    if (!first) sql += ',';
+    first = false;
+    sql += '(' + std::to_string(pk) + ',' + std::to_string(tenant_) + ',' + c.quote(r.target_type) + ',' +
+           c.quote(r.target_id) + ',' + c.quote(r.path.substr(0, 255)) + ')';
+  }
+  c.execute_text(sql);
+}
+
+void ResourceStore::clear_dependents(Connection& c, std::uint64_t pk) const {
+  c.query("DELETE FROM idx_token WHERE resource_pk=?", {pk});
+  c.query("DELETE FROM resource_link WHERE src_pk=?", {pk});
+  c.query("DELETE FROM conditional_create_key WHERE resource_pk=?", {pk});
+}
+
+std::vector<std::pair<std::uint64_t, std::string>> ResourceStore::find_by_token(
+    Connection& c, const std::string& type, const std::string& param, const std::optional<std::string>& system,
+    const std::optional<std::string>& value, unsigned limit) const {
+  ResultSet rs;
+  const std::int64_t lim = limit;
+  if (system && value) {
+    const std::int64_t h = hash64({type, param, *system, *value});
+    if (system->empty()) {
+      rs = c.query(
+          "SELECT DISTINCT r.pk, r.res_id FROM idx_token t JOIN resource r ON r.pk = t.resource_pk "
+          "WHERE t.tenant_id=? AND t.hash_sys_value=? AND t.sys IS NULL AND t.val=? AND r.deleted=0 "
+          "ORDER BY r.pk LIMIT ?",
+          {std::int64_t{tenant_}, h, std::string_view(*value), lim});
+    } else {
+      rs = c.query(
+          "SELECT DISTINCT r.pk, r.res_id FROM idx_token t JOIN resource r ON r.pk = t.resource_pk "
+          "WHERE t.tenant_id=? AND t.hash_sys_value=? AND t.sys=? AND t.val=? AND r.deleted=0 ORDER BY r.pk LIMIT ?",
+          {std::int64_t{tenant_}, h, std::string_view(*system), std::string_view(*value), lim});
+    }
+  } else if (value) {
+    rs = c.query(
+        "SELECT DISTINCT r.pk, r.res_id FROM idx_token t JOIN resource r ON r.pk = t.resource_pk "
+        "WHERE t.tenant_id=? AND t.hash_value=? AND t.val=? AND r.deleted=0 ORDER BY r.pk LIMIT ?",
+        {std::int64_t{tenant_}, hash64({type, param, *value}), std::string_view(*value), lim});
+  } else if (system) {
+    rs = c.query(
+        "SELECT DISTINCT r.pk, r.res_id FROM idx_token t JOIN resource r ON r.pk = t.resource_pk "
+        "WHERE t.tenant_id=? AND t.hash_sys=? AND t.sys=? AND r.deleted=0 ORDER BY r.pk LIMIT ?",
+        {std::int64_t{tenant_}, hash64({type, param, *system}), std::string_view(*system), lim});
+  }
+  std::vector<std::pair<std::uint64_t, std::string>> out;
+  for (std::size_t r = 0; r < rs.size(); ++r) out.emplace_back(static_cast<std::uint64_t>(rs.integer(r, 0)), rs.take(r, 1));
+  return out;
+}
+
+std::vector<std::string> ResourceStore::referrers(Connection& c, const std::string& type, const std::string& id,
+                                                  std::uint64_t exclude_pk, unsigned limit) const {
+  auto rs = c.query(
+      "SELECT DISTINCT r.res_type, r.res_id FROM resource_link l JOIN resource r ON r.pk = l.src_pk "
+      "WHERE l.tenant_id=? AND l.target_type=? AND l.target_id=? AND l.src_pk<>? AND r.deleted=0 LIMIT ?",
+      {std::int64_t{tenant_}, std::string_view(type), std::string_view(id), exclude_pk, std::int64_t{limit}});
+  std::vector<std::string> out;
+  for (std::size_t r = 0; r < rs.size(); ++r) out.push_back(rs.text(r, 0) + "/" + rs.text(r, 1));
+  return out;
+}
+
+void ResourceStore::claim_conditional_key(Connection& c, const std::string& type, std::int64_t criteria_hash,
+                                          std::uint64_t pk) const {
+  // A committed key whose resource no longer matches is stale (the caller's search found
+  // nothing): drop it so the new resource can claim the criteria.
+  c.query("DELETE FROM conditional_create_key WHERE tenant_id=? AND res_type=? AND criteria_hash=?",
+          {std::int64_t{tenant_}, std::string_view(type), criteria_hash});
+  c.query("INSERT INTO conditional_create_key (tenant_id, res_type, criteria_hash, resource_pk) VALUES (?,?,?,?)",
+          {std::int64_t{tenant_}, std::string_view(type), criteria_hash, pk});
+}
+
+namespace {
+
+void history_where(const HistoryQuery& q, unsigned tenant, std::string& sql, std::vector<Param>& params,
+                   std::vector<std::string>& keep) {
+  if (q.pk) {
+    sql += " WHERE h.resource_pk=?";
+    params.emplace_back(*q.pk);
+  } else if (!q.type.empty()) {
+    sql += " WHERE h.tenant_id=? AND h.res_type=?";
+    params.emplace_back(std::int64_t{tenant});
+    params.emplace_back(std::string_view(q.type));
+  } else {
+    sql += " WHERE h.tenant_id=?";
+    params.emplace_back(std::int64_t{tenant});
+  }
+  // keep owns the strings the string_view params point at; reserve so they never move.
+  keep.reserve(8 + 2 * q.at.size());
+  if (q.since) {
+    keep.push_back(format_sql(*q.since));
+    sql += " AND h.last_updated >= ?";
+    params.emplace_back(std::string_view(keep.back()));
+  }
+  if (!q.at.empty()) {
+    sql += " AND h.method <> 'DELETE' AND (";
+    bool first = true;
+    for (const auto& [lo, hi] : q.at) {
+      if (!first) sql += " OR ";
+      first = false;
+      keep.push_back(format_sql(hi));
+      const std::string& hs = keep.back();
+      keep.push_back(format_sql(lo));
+      const std::string& ls = keep.back();
+      sql += "(h.last_updated < ? AND (h.superseded_at IS NULL OR h.superseded_at > ?))";
+      params.emplace_back(std::string_view(hs));
+      params.emplace_back(std::string_view(ls));
+    }
+    sql += ")";
+  }
+}
+
+}  // namespace
+
+std::vector<StoredVersion> ResourceStore::history(Connection& c, const HistoryQuery& q) const {
+  std::string sql = "SELECT h.resource_pk, h.version, h.last_updated, h.method, h.content, h.res_type, h.res_id "
+                    "FROM resource_history h";
+  std::vector<Param> params;
+  std::vector<std::string> keep;
+  history_where(q, tenant_, sql, params, keep);
+  if (q.before_time) {
+    keep.push_back(format_sql(*q.before_time));
+    const std::string& t = keep.back();
+    sql += " AND (h.last_updated < ? OR (h.last_updated = ? AND (h.resource_pk < ? OR (h.resource_pk = ? AND h.version < ?))))";
+    params.emplace_back(std::string_view(t));
+    params.emplace_back(std::string_view(t));
+    params.emplace_back(std::uint64_t{q.before_pk});
+    params.emplace_back(std::uint64_t{q.before_pk});
+    params.emplace_back(std::int64_t{q.before_version});
+  }
+  sql += " ORDER BY h.last_updated DESC, h.resource_pk DESC, h.version DESC LIMIT ?";
+  params.emplace_back(std::int64_t{q.limit});
+  auto rs = c.query(sql, params);
+  std::vector<StoredVersion> out;
+  out.reserve(rs.size());
+  for (std::size_t r = 0; r < rs.size(); ++r) {
+    std::string type = rs.take(r, 5);
+    std::string id = rs.take(r, 6);
+    out.push_back(version_from(rs, r, type, id));
+  }
+  return out;
+}
+
+std::uint64_t ResourceStore::history_count(Connection& c, const HistoryQuery& q) const {
+  std::string sql = "SELECT COUNT(*) FROM resource_history h";
+  std::vector<Param> params;
+  std::vector<std::string> keep;
+  history_where(q, tenant_, sql, params, keep);
+  auto rs = c.query(sql, params);
+  return static_cast<std::uint64_t>(rs.integer(0, 0));
+}
+
+std::vector<StoredVersion> ResourceStore::list(Connection& c, const std::string& type, const std::string& after_id,
+                                               unsigned limit) const {
+  auto rs = c.query(
+      "SELECT r.pk, r.version, h.last_updated, h.method, h.content, r.res_id FROM resource r "
+      "JOIN resource_history h ON h.resource_pk = r.pk AND h.version = r.version "
+      "WHERE r.tenant_id=? AND r.res_type=? AND r.deleted=0 AND r.res_id > ? ORDER BY r.res_id LIMIT ?",
+      {std::int64_t{tenant_}, std::string_view(type), std::string_view(after_id), std::int64_t{limit}});
+  std::vector<StoredVersion> out;
+  for (std::size_t r = 0; r < rs.size(); ++r) {
+    std::string id = rs.take(r, 5);
+    out.push_back(version_from(rs, r, type, id));
+  }
+  return out;
+}
+
+std::uint64_t ResourceStore::count(Connection& c, const std::string& type) const {
+  auto rs = c.query("SELECT COUNT(*) FROM resource WHERE tenant_id=? AND res_type=? AND deleted=0",
+                    {std::int64_t{tenant_}, std::string_view(type)});
+  return static_cast<std::uint64_t>(rs.integer(0, 0));
+}
+
+}  // namespace kasama::storage

@@ -1,0 +1,105 @@
+#pragma once
+// Resource versions in the generic tables (resource, resource_history) and the rows that
+// hang off a version (token index, links, conditional-create keys). Stateless: every call
+// takes the connection, whose transaction the caller owns.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "server/storage/db.hpp"
+
+namespace kasama::storage {
+
+struct CurrentRow {
+  std::uint64_t pk = 0;
+  std::uint32_t version = 0;
+  bool deleted = false;
+  std::int64_t last_updated = 0;  // ms since epoch
+};
+
+struct StoredVersion {
+  std::uint64_t pk = 0;
+  std::string type;
+  std::string id;
+  std::uint32_t version = 0;
+  std::int64_t last_updated = 0;
+  bool deleted = false;
+  std::string method;   // POST, PUT, PATCH, DELETE
+  std::string content;  // compact JSON; empty for a delete marker
+};
+
+struct TokenRow {
+  std::string param;
+  std::string system;  // empty = no system
+  std::string value;
+};
+
+struct LinkRow {
+  std::string target_type;
+  std::string target_id;
+  std::string path;
+};
+
+enum class Lock { kNone, kShare, kUpdate };
+
+struct HistoryQuery {
+  std::string type;                 // empty = system level
+  std::optional<std::uint64_t> pk;  // instance level
+  std::optional<std::int64_t> since;
+  std::vector<std::pair<std::int64_t, std::int64_t>> at;  // versions current in each [lo, hi)
+  // keyset cursor: versions strictly older than this (last_updated, pk, version)
+  std::optional<std::int64_t> before_time;
+  std::uint64_t before_pk = 0;
+  std::uint32_t before_version = 0;
+  unsigned limit = 50;
+};
+
+class ResourceStore {
+ public:
+  explicit ResourceStore(unsigned tenant) : tenant_(tenant) {}
+
+  std::optional<CurrentRow> current(Connection& c, const std::string& type, const std::string& id, Lock lock) const;
+  std::optional<StoredVersion> read_current(Connection& c, const std::string& type, const std::string& id) const;
+  std::optional<StoredVersion> read_version(Connection& c, const std::string& type, const std::string& id,
+                                            std::uint32_t version) const;
+
+  // Writes a new version (content empty = delete marker) and moves the resource row to it.
+  // Inserts the resource row when existing is empty; returns the resource pk.
+  std::uint64_t write_version(Connection& c, const std::optional<CurrentRow>& existing, const std::string& type,
+                              const std::string& id, std::uint32_t version, std::int64_t last_updated,
+                              const std::string& method, const std::string& content) const;
+
+  void replace_tokens(Connection& c, std::uint64_t pk, const std::string& type, const std::vector<TokenRow>& rows) const;
+  void replace_links(Connection& c, std::uint64_t pk, const std::vector<LinkRow>& rows) const;
+  void clear_dependents(Connection& c, std::uint64_t pk) const;  // tokens, links, conditional keys
+
+  // Current, non-deleted resources of a type with a token (system empty and !any_system = no system).
+  std::vector<std::pair<std::uint64_t, std::string>> find_by_token(Connection& c, const std::string& type,
+                                                                   const std::string& param,
+                                                                   const std::optional<std::string>& system,
+                                                                   const std::optional<std::string>& value,
+                                                                   unsigned limit) const;
+  // Live resources (not deleted) that link to type/id, other than exclude_pk.
+  std::vector<std::string> referrers(Connection& c, const std::string& type, const std::string& id,
+                                     std::uint64_t exclude_pk, unsigned limit) const;
+
+  // Conditional-create key: throws DbError(duplicate_key) when another transaction holds it.
+  void claim_conditional_key(Connection& c, const std::string& type, std::int64_t criteria_hash,
+                             std::uint64_t pk) const;
+
+  std::vector<StoredVersion> history(Connection& c, const HistoryQuery& q) const;
+  std::uint64_t history_count(Connection& c, const HistoryQuery& q) const;
+
+  // Current non-deleted resources of a type in id order after an id (a plain listing).
+  std::vector<StoredVersion> list(Connection& c, const std::string& type, const std::string& after_id,
+                                  unsigned limit) const;
+  std::uint64_t count(Connection& c, const std::string& type) const;
+
+  unsigned tenant() const { return tenant_; }
+
+ private:
+  unsigned tenant_;
+};
+
+}  // namespace kasama::storage
