@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Test fixture: a real kasama-server with its own private MariaDB on a fresh data dir.
+#   server.sh start DIR PORT BINARY [VAR=VALUE ...]   start, wait for /health (fails if it dies)
+#   server.sh stop DIR                                 SIGTERM, and check the shutdown was clean
+set -uo pipefail
+action=$1 dir=$2
+
+case "$action" in
+  start)
+    port=$3 binary=$4
+    shift 4
+    if [ -f "$dir/server.pid" ]; then "$0" stop "$dir" >/dev/null 2>&1 || true; fi
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    env KASAMA_DATA_DIR="$dir" KASAMA_PORT="$port" KASAMA_DEMO_DATA=0 "$@" \
+      setsid "$binary" >"$dir/server.log" 2>&1 &
+    echo $! >"$dir/server.pid"
+    for _ in $(seq 1 600); do
+      if curl -sf --cacert "$dir/tls/server.crt" "https://localhost:$port/health" >/dev/null 2>&1; then
+        echo "server up on https://localhost:$port/fhir (data $dir)"
+        exit 0
+      fi
+      if ! kill -0 "$(cat "$dir/server.pid")" 2>/dev/null; then
+        echo "server died during start:" >&2
+        cat "$dir/server.log" >&2
+        exit 1
+      fi
+      sleep 0.2
+    done
+    echo "server did not become healthy in 120 s:" >&2
+    cat "$dir/server.log" >&2
+    exit 1
+    ;;
+  stop)
+    [ -f "$dir/server.pid" ] || { echo "no server.pid in $dir" >&2; exit 1; }
+    pid=$(cat "$dir/server.pid")
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 1 600); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.2
+    done
+    rm -f "$dir/server.pid"
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "server $pid did not stop within 120 s of SIGTERM" >&2
+      kill -KILL "$pid"
+      exit 1
+    fi
+    # A clean stop drains requests, then shuts MariaDB down (R-44: restart loses nothing).
+    if ! grep -q "INFO  stopped" "$dir/server.log"; then
+      echo "server did not log a clean stop:" >&2
+      tail -n 30 "$dir/server.log" >&2
+      exit 1
+    fi
+    if [ -f "$dir/mariadb/mariadbd.pid" ] && kill -0 "$(cat "$dir/mariadb/mariadbd.pid")" 2>/dev/null; then
+      echo "the private MariaDB is still running after the server stopped" >&2
+      exit 1
+    fi
+    grep -q "Shutdown complete" "$dir/mariadb/mariadb.log" || { echo "MariaDB did not shut down cleanly" >&2; exit 1; }
+    echo "server stopped cleanly"
+    ;;
+  *)
+    echo "usage: server.sh start DIR PORT BINARY [VAR=VALUE...] | stop DIR" >&2
+    exit 2
+    ;;
+esac
