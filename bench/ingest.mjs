@@ -8,6 +8,8 @@
 // before the clock starts, so the figure is the server's, not the disk's. A bundle that does not
 // come back 200 with a transaction-response of the same length counts as an error; the script
 // exits 1 if there was any.
+// SYNTHEA_DIR may instead be "synthetic:N": N small generated Patients in transaction Bundles of
+// 100 (used by run.sh when the Synthea corpus is absent, so the read benchmark still has data).
 import fs from 'node:fs';
 import path from 'node:path';
 import https from 'node:https';
@@ -31,8 +33,32 @@ function load(d) {
       return { name: f, body, entries };
     });
 }
-const shared = load(path.join(dir, 'shared'));
-const patients = load(dir);
+function synthetic(n) {
+  const out = [];
+  for (let i = 0; i < n; i += 100) {
+    const entry = [];
+    for (let j = i; j < Math.min(n, i + 100); j++) {
+      entry.push({
+        fullUrl: `urn:uuid:00000000-0000-4000-8000-${String(j).padStart(12, '0')}`,
+        resource: {
+          resourceType: 'Patient',
+          identifier: [{ system: 'urn:kasama:bench', value: `p${j}` }],
+          name: [{ family: `Bench${j}`, given: ['Synthetic', `No${j}`] }],
+          gender: j % 2 ? 'female' : 'male',
+          birthDate: `19${String(30 + (j % 70)).padStart(2, '0')}-0${1 + (j % 9)}-1${j % 10}`,
+          address: [{ line: [`${j} Bench Street`], city: 'Kasama', state: 'Ibaraki', country: 'JP' }],
+        },
+        request: { method: 'POST', url: 'Patient' },
+      });
+    }
+    const body = Buffer.from(JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry }));
+    out.push({ name: `synthetic-${i}`, body, entries: entry.length });
+  }
+  return out;
+}
+const syntheticN = /^synthetic:(\d+)$/.exec(dir);
+const shared = syntheticN ? [] : load(path.join(dir, 'shared'));
+const patients = syntheticN ? synthetic(Number(syntheticN[1])) : load(dir);
 
 function post(b) {
   return new Promise((resolve) => {

@@ -146,12 +146,11 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       }
       if (const std::string* p = req.param("_pretty")) pretty = *p == "true";
       negotiate(req);
-      read_body(request, req);
+      read_body(request, req, response);
       check_content_type(req);
       resp = service_.handle(req);
     } catch (FhirError& e) {
       resp = error_response(e.status(), outcome_json(e.issues()));
-      if (e.status() == 413) response.setKeepAlive(false);
     } catch (const storage::DbError& e) {
       log_error("request " + req.request_id + " " + req.method + " /" + req.path() + ": database: " + e.what());
       resp = error_response(e.connection_lost() ? 503 : 500,
@@ -173,12 +172,26 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     return r;
   }
 
-  void read_body(HTTPServerRequest& request, RestRequest& req) {
+  // Bodies over the limit get 413. The client must be able to read it: a server that closes
+  // while the client is still sending makes the kernel reset the connection, destroying the
+  // answer. So a moderately oversized body is read and discarded first; a client that asked
+  // "Expect: 100-continue" was not told to continue (see Factory) and sends nothing.
+  void read_body(HTTPServerRequest& request, RestRequest& req, HTTPServerResponse& response) {
     const auto declared = request.getContentLength64();
-    if (declared != HTTPServerRequest::UNKNOWN_CONTENT_LENGTH && static_cast<std::uint64_t>(declared) > config_.max_body) {
-      throw FhirError(413, "too-costly",
-                      "The body (" + std::to_string(declared) + " bytes) is larger than this server accepts (" +
-                          std::to_string(config_.max_body) + " bytes)");
+    const std::uint64_t limit = config_.max_body;
+    const std::uint64_t discard_limit = 4 * limit;
+    auto too_large = [&](const std::string& size) {
+      return FhirError(413, "too-costly",
+                       "The body" + size + " is larger than this server accepts (" + std::to_string(limit) + " bytes)");
+    };
+    if (declared != HTTPServerRequest::UNKNOWN_CONTENT_LENGTH && static_cast<std::uint64_t>(declared) > limit) {
+      const std::string size = " (" + std::to_string(declared) + " bytes)";
+      if (!request.getExpectContinue() && static_cast<std::uint64_t>(declared) <= discard_limit) {
+        discard(request.stream(), static_cast<std::uint64_t>(declared));
+      } else {
+        response.setKeepAlive(false);
+      }
+      throw too_large(size);
     }
     if (declared == 0) return;
     if (!request.hasContentLength() && !request.getChunkedTransferEncoding()) return;
@@ -188,10 +201,22 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     while (in) {
       in.read(buf, sizeof buf);
       req.body.append(buf, static_cast<std::size_t>(in.gcount()));
-      if (req.body.size() > config_.max_body) {
-        throw FhirError(413, "too-costly", "The body is larger than this server accepts (" + std::to_string(config_.max_body) + " bytes)");
+      if (req.body.size() > limit) {
+        if (!discard(in, discard_limit)) response.setKeepAlive(false);
+        throw too_large("");
       }
     }
+  }
+
+  // Reads and drops up to max bytes; true when the stream ended within them.
+  static bool discard(std::istream& in, std::uint64_t max) {
+    char buf[65536];
+    std::uint64_t seen = 0;
+    while (in && seen <= max) {
+      in.read(buf, sizeof buf);
+      seen += static_cast<std::uint64_t>(in.gcount());
+    }
+    return !in || seen <= max;
   }
 
   void respond_health(HTTPServerResponse& response, const std::string& request_id) {
@@ -252,7 +277,13 @@ class Factory : public Poco::Net::HTTPRequestHandlerFactory {
   Factory(const Config& config, FhirService& service, const std::function<std::string()>& health,
           std::atomic<std::size_t>& in_flight)
       : config_(config), service_(service), health_(health), in_flight_(in_flight) {}
-  Poco::Net::HTTPRequestHandler* createRequestHandler(const HTTPServerRequest&) override {
+  Poco::Net::HTTPRequestHandler* createRequestHandler(const HTTPServerRequest& request) override {
+    // Poco answers "Expect: 100-continue" after this returns, unless the status is no
+    // longer 200: an oversized body is refused before the client sends it.
+    if (request.getExpectContinue() && request.hasContentLength() &&
+        static_cast<std::uint64_t>(request.getContentLength64()) > config_.max_body) {
+      request.response().setStatus(Poco::Net::HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE);
+    }
     return new Handler(config_, service_, health_, in_flight_);
   }
 
