@@ -1,5 +1,7 @@
 #include "resources/references.hpp"
 
+#include "resources/type_model.hpp"
+
 namespace kasama::resources {
 namespace {
 
@@ -76,14 +78,52 @@ std::optional<LocalReference> parse_local_reference(std::string_view ref, std::s
   return out;
 }
 
-void for_each_string(Json& value, const std::function<void(std::string&)>& fn) {
-  if (value.is_string()) {
-    fn(value.get_ref<std::string&>());
-  } else if (value.is_object()) {
-    for (auto& [k, child] : value.items()) for_each_string(child, fn);
-  } else if (value.is_array()) {
-    for (auto& child : value) for_each_string(child, fn);
+namespace {
+
+bool is_link_type(const ChildMatch& m) {
+  if (m.element->path == "Reference.reference") return true;
+  const std::string& code = m.type->code;
+  return code == "uri" || code == "url" || code == "canonical" || code == "oid" || code == "uuid";
+}
+
+void walk_links(Json& obj, const ElementContext& ctx, const TypeModel& model, const std::function<void(std::string&)>& fn);
+
+void walk_resource(Json& resource, const TypeModel& model, const std::function<void(std::string&)>& fn) {
+  if (!resource.is_object()) return;
+  auto rt = resource.find("resourceType");
+  if (rt == resource.end() || !rt->is_string()) return;
+  const ElementContext* ctx = model.find_context(rt->get_ref<const std::string&>());
+  if (ctx) walk_links(resource, *ctx, model, fn);
+}
+
+void walk_links(Json& obj, const ElementContext& ctx, const TypeModel& model, const std::function<void(std::string&)>& fn) {
+  for (auto& [key, value] : obj.items()) {
+    if (key == "resourceType") continue;
+    ChildMatch m = model.child(ctx, key);
+    if (!m) continue;
+    auto visit = [&](Json& v) {
+      if (v.is_string()) {
+        if (!m.primitive_extension && is_link_type(m)) fn(v.get_ref<std::string&>());
+      } else if (v.is_object()) {
+        if (m.context) {
+          walk_links(v, *m.context, model, fn);
+        } else {
+          walk_resource(v, model, fn);
+        }
+      }
+    };
+    if (value.is_array()) {
+      for (auto& v : value) visit(v);
+    } else {
+      visit(value);
+    }
   }
+}
+
+}  // namespace
+
+void for_each_link(Json& resource, const std::function<void(std::string&)>& fn) {
+  walk_resource(resource, TypeModel::instance(), fn);
 }
 
 }  // namespace kasama::resources

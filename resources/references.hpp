@@ -32,8 +32,9 @@ std::optional<LocalReference> parse_local_reference(std::string_view ref, std::s
 
 bool is_valid_id(std::string_view id);
 
-// Applies fn to every string value in the tree (keys are left alone); fn returns true when it
-// changed the string.
-void for_each_string(Json& value, const std::function<void(std::string&)>& fn);
+// Applies fn to every value that is a link by type, per http.html#trules: Reference.reference
+// and elements of type uri, url, canonical, oid and uuid (in contained and nested resources
+// too). Plain strings that happen to look like links (Identifier.value) are data, not links.
+void for_each_link(Json& resource, const std::function<void(std::string&)>& fn);
 
 }  // namespace kasama::resources

@@ -151,6 +151,7 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       resp = service_.handle(req);
     } catch (FhirError& e) {
       resp = error_response(e.status(), outcome_json(e.issues()));
+      resp.allow = e.allow;
     } catch (const storage::DbError& e) {
       log_error("request " + req.request_id + " " + req.method + " /" + req.path() + ": database: " + e.what());
       resp = error_response(e.connection_lost() ? 503 : 500,
@@ -237,6 +238,7 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     response.set("X-Request-Id", request_id);
     response.set("Cache-Control", "no-store");
     if (!r.version_id.empty()) response.set("ETag", "W/\"" + r.version_id + "\"");
+    if (!r.allow.empty()) response.set("Allow", r.allow);
     if (!r.last_modified.empty()) {
       if (auto range = resources::parse_fhir_time_range(r.last_modified)) {
         response.set("Last-Modified", resources::format_http_date(range->lo));

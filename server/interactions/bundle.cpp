@@ -58,7 +58,8 @@ Json skeleton(const Json& bundle) {
       }
       Json copy = Json::object();
       for (const auto& [ek, ev] : e.items()) {
-        if (ek != "resource") copy[ek] = ev;
+        // A minimal valid stand-in keeps the entry's shape for the structural check.
+        copy[ek] = ek == "resource" ? Json{{"resourceType", "Parameters"}} : ev;
       }
       entries.push_back(std::move(copy));
     }
@@ -153,6 +154,23 @@ void add_response(BundleWriter& b, const RestResponse& resp, const std::string& 
 std::string prefix_expression(const std::string& expr, const Entry& e) {
   const std::string w = where(e);
   if (expr.empty()) return w;
+  // Request headers and URL parameters are elements of the entry's request in a Bundle.
+  static const std::pair<const char*, const char*> kHeaders[] = {{"If-Match", "request.ifMatch"},
+                                                                 {"If-None-Exist", "request.ifNoneExist"},
+                                                                 {"If-None-Match", "request.ifNoneMatch"},
+                                                                 {"If-Modified-Since", "request.ifModifiedSince"}};
+  for (const auto& [header, element] : kHeaders) {
+    if (expr == header) return w + "." + element;
+  }
+  for (const auto& [name, value] : e.params) {
+    if (expr == name) return w + ".request.url";
+  }
+  for (const auto& [header, value] : e.headers) {
+    if (header != "if-none-exist") continue;
+    for (const auto& [name, v] : parse_criteria(value)) {
+      if (expr == name) return w + ".request.ifNoneExist";
+    }
+  }
   if (e.resource) {
     std::string type = string_member(*e.resource, "resourceType");
     if (!type.empty() && expr.rfind(type + ".", 0) == 0) return w + ".resource." + expr.substr(type.size() + 1);
@@ -189,6 +207,7 @@ RestResponse run_transaction(FhirService& service, const RestRequest& req, const
 
       auto run = [&](std::size_t i) {
         const Entry& e = entries[i];
+        ctx.current_entry = static_cast<int>(i);
         try {
           Route r = route(requests[i]);
           if (r.kind == Kind::kBatchOrTransaction) throw FhirError(400, "not-supported", "A Bundle entry cannot be a Bundle POST");
@@ -235,6 +254,7 @@ RestResponse run_transaction(FhirService& service, const RestRequest& req, const
               // Pin the id so the conditional update creates exactly this one.
               r.segments = {type, id};
               r.params.clear();
+              (*r.resource)["id"] = id;
             }
           }
         } catch (FhirError& err) {
@@ -253,7 +273,7 @@ RestResponse run_transaction(FhirService& service, const RestRequest& req, const
         RestRequest& r = requests[i];
         if (!r.resource) continue;
         try {
-          resources::for_each_string(*r.resource, [&](std::string& s) {
+          resources::for_each_link(*r.resource, [&](std::string& s) {
             if (s.size() < 3) return;
             auto hit = ids.find(s);
             if (hit != ids.end()) {
@@ -298,7 +318,12 @@ RestResponse run_transaction(FhirService& service, const RestRequest& req, const
           if (phase(entries[i].method) == p) run(i);
         }
       }
-      check_integrity(ctx);
+      try {
+        check_integrity(ctx);
+      } catch (FhirError& err) {
+        if (err.entry >= 0) rethrow_for_entry(err, entries[static_cast<std::size_t>(err.entry)]);
+        throw;
+      }
       ctx.commit();
       BundleWriter b("transaction-response");
       for (std::size_t i = 0; i < entries.size(); ++i) add_response(b, responses[i], entries[i].method, pref, req.base_url);

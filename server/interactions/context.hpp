@@ -44,11 +44,14 @@ class Context {
   // transaction Bundle may create a target after the entry that refers to it).
   struct PendingLink {
     std::string type, id, path;
+    int entry;
   };
   struct PendingDelete {
     std::string type, id;
     std::uint64_t pk;
+    int entry;
   };
+  int current_entry = -1;  // the transaction Bundle entry being processed
   std::vector<PendingLink> pending_links;
   std::vector<PendingDelete> pending_deletes;
 

@@ -32,6 +32,8 @@ class FhirError : public std::runtime_error {
   FhirError(int status, std::vector<Issue> issues)
       : std::runtime_error(issues.empty() ? "error" : issues.front().diagnostics), status_(status), issues_(std::move(issues)) {}
   int status() const { return status_; }
+  int entry = -1;     // the transaction Bundle entry at fault, when known
+  std::string allow;  // 405: the methods the path takes (the Allow header)
   const std::vector<Issue>& issues() const { return issues_; }
   std::vector<Issue>& issues() { return issues_; }
 
@@ -65,6 +67,7 @@ struct RestResponse {
   std::string version_id;     // for ETag W/"..."
   std::string last_modified;  // FHIR instant
   std::string content_type = "application/fhir+json; charset=utf-8";
+  std::string allow;  // Allow header (405)
   bool body_is_outcome = false;
 };
 

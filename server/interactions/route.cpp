@@ -5,8 +5,10 @@ namespace kasama::server {
 namespace {
 
 [[noreturn]] void not_allowed(const RestRequest& req, const std::string& allowed) {
-  throw FhirError(405, "not-supported",
-                  "Method " + req.method + " is not allowed on /" + req.path() + " (allowed: " + allowed + ")");
+  FhirError err(405, "not-supported",
+                "Method " + req.method + " is not allowed on /" + req.path() + " (allowed: " + allowed + ")");
+  err.allow = allowed;
+  throw err;
 }
 
 }  // namespace
@@ -20,11 +22,11 @@ Route route(const RestRequest& req) {
   }
   if (s.size() == 1 && s[0] == "metadata") {
     if (m == "GET" || m == "HEAD") return {Kind::kCapabilities, "", "", ""};
-    not_allowed(req, "GET");
+    not_allowed(req, "GET, HEAD");
   }
   if (s.size() == 1 && s[0] == "_history") {
     if (m == "GET" || m == "HEAD") return {Kind::kHistorySystem, "", "", ""};
-    not_allowed(req, "GET");
+    not_allowed(req, "GET, HEAD");
   }
   const std::string& type = s[0];
   if (s[0].empty() || s[0][0] == '$' || s[0][0] == '_') {
@@ -37,11 +39,11 @@ Route route(const RestRequest& req) {
     if (m == "PUT") return {Kind::kConditionalUpdate, type, "", ""};
     if (m == "PATCH") return {Kind::kConditionalPatch, type, "", ""};
     if (m == "DELETE") return {Kind::kConditionalDelete, type, "", ""};
-    not_allowed(req, "GET, POST, PUT, PATCH, DELETE");
+    not_allowed(req, "GET, HEAD, POST, PUT, PATCH, DELETE");
   }
   if (s.size() == 2 && s[1] == "_history") {
     if (m == "GET" || m == "HEAD") return {Kind::kHistoryType, type, "", ""};
-    not_allowed(req, "GET");
+    not_allowed(req, "GET, HEAD");
   }
   if (s.size() == 2 && s[1] == "_search") {
     throw FhirError(404, "not-supported", "POST " + type + "/_search is not supported yet");
@@ -54,15 +56,15 @@ Route route(const RestRequest& req) {
     if (m == "PUT") return {Kind::kUpdate, type, id, ""};
     if (m == "PATCH") return {Kind::kPatch, type, id, ""};
     if (m == "DELETE") return {Kind::kDelete, type, id, ""};
-    not_allowed(req, "GET, PUT, PATCH, DELETE");
+    not_allowed(req, "GET, HEAD, PUT, PATCH, DELETE");
   }
   if (s.size() == 3 && s[2] == "_history") {
     if (m == "GET" || m == "HEAD") return {Kind::kHistoryInstance, type, id, ""};
-    not_allowed(req, "GET");
+    not_allowed(req, "GET, HEAD");
   }
   if (s.size() == 4 && s[2] == "_history") {
     if (m == "GET" || m == "HEAD") return {Kind::kVread, type, id, s[3]};
-    not_allowed(req, "GET");
+    not_allowed(req, "GET, HEAD");
   }
   throw FhirError(404, "not-supported", "Unknown path /" + req.path());
 }

@@ -210,7 +210,7 @@ WriteResult store_resource(Context& ctx, Json resource, const std::string& type,
   if (ctx.svc.config.ref_integrity == RefIntegrity::kStrict) {
     for (const auto& l : links) {
       if (l.target_type == type && l.target_id == id) continue;
-      ctx.pending_links.push_back({l.target_type, l.target_id, l.path});
+      ctx.pending_links.push_back({l.target_type, l.target_id, l.path, ctx.current_entry});
     }
   }
   try {
@@ -231,7 +231,7 @@ WriteResult store_delete(Context& ctx, const std::string& type, const std::strin
                          const storage::CurrentRow& existing) {
   auto& store = ctx.svc.store;
   auto& db = ctx.db();
-  if (ctx.svc.config.ref_integrity != RefIntegrity::kOff) ctx.pending_deletes.push_back({type, id, existing.pk});
+  if (ctx.svc.config.ref_integrity != RefIntegrity::kOff) ctx.pending_deletes.push_back({type, id, existing.pk, ctx.current_entry});
   WriteResult w;
   w.type = type;
   w.id = id;
@@ -251,8 +251,10 @@ void check_integrity(Context& ctx) {
     std::string list;
     for (std::size_t i = 0; i < refs.size() && i < 5; ++i) list += (i ? ", " : "") + refs[i];
     if (refs.size() > 5) list += ", ...";
-    throw FhirError(409, "conflict",
-                    "Cannot delete " + d.type + "/" + d.id + ": it is referenced by " + list + " (referential integrity)");
+    FhirError err(409, "conflict",
+                  "Cannot delete " + d.type + "/" + d.id + ": it is referenced by " + list + " (referential integrity)");
+    err.entry = d.entry;
+    throw err;
   }
   std::set<std::pair<std::string, std::string>> checked;
   for (const auto& l : ctx.pending_links) {
@@ -260,10 +262,12 @@ void check_integrity(Context& ctx) {
     // A shared lock keeps the target from being deleted until this transaction ends.
     auto target = store.current(ctx.db(), l.type, l.id, storage::Lock::kShare);
     if (!target || target->deleted) {
-      throw FhirError(409, "not-found",
-                      "Referential integrity: " + l.path + " refers to " + l.type + "/" + l.id + ", which " +
-                          (target ? "has been deleted" : "does not exist on this server"),
-                      l.path);
+      FhirError err(409, "not-found",
+                    "Referential integrity: " + l.path + " refers to " + l.type + "/" + l.id + ", which " +
+                        (target ? "has been deleted" : "does not exist on this server"),
+                    l.path);
+      err.entry = l.entry;
+      throw err;
     }
   }
   ctx.pending_links.clear();

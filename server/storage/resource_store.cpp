@@ -179,12 +179,22 @@ std::vector<std::string> ResourceStore::referrers(Connection& c, const std::stri
 
 void ResourceStore::claim_conditional_key(Connection& c, const std::string& type, std::int64_t criteria_hash,
                                           std::uint64_t pk) const {
-  // A committed key whose resource no longer matches is stale (the caller's search found
-  // nothing): drop it so the new resource can claim the criteria.
-  c.query("DELETE FROM conditional_create_key WHERE tenant_id=? AND res_type=? AND criteria_hash=?",
-          {std::int64_t{tenant_}, std::string_view(type), criteria_hash});
   c.query("INSERT INTO conditional_create_key (tenant_id, res_type, criteria_hash, resource_pk) VALUES (?,?,?,?)",
           {std::int64_t{tenant_}, std::string_view(type), criteria_hash, pk});
+}
+
+void ResourceStore::drop_conditional_key(Connection& c, const std::string& type, std::int64_t criteria_hash,
+                                         std::uint64_t owner_pk) const {
+  c.query("DELETE FROM conditional_create_key WHERE tenant_id=? AND res_type=? AND criteria_hash=? AND resource_pk=?",
+          {std::int64_t{tenant_}, std::string_view(type), criteria_hash, owner_pk});
+}
+
+std::optional<std::uint64_t> ResourceStore::conditional_key_owner(Connection& c, const std::string& type,
+                                                                  std::int64_t criteria_hash) const {
+  auto rs = c.query("SELECT resource_pk FROM conditional_create_key WHERE tenant_id=? AND res_type=? AND criteria_hash=?",
+                    {std::int64_t{tenant_}, std::string_view(type), criteria_hash});
+  if (rs.empty()) return std::nullopt;
+  return static_cast<std::uint64_t>(rs.integer(0, 0));
 }
 
 namespace {

@@ -84,9 +84,15 @@ class ResourceStore {
   std::vector<std::string> referrers(Connection& c, const std::string& type, const std::string& id,
                                      std::uint64_t exclude_pk, unsigned limit) const;
 
-  // Conditional-create key: throws DbError(duplicate_key) when another transaction holds it.
+  // Conditional-create key: the insert waits for a transaction that holds the same key and
+  // throws DbError(duplicate_key) once that one committed (or when a committed key exists).
   void claim_conditional_key(Connection& c, const std::string& type, std::int64_t criteria_hash,
                              std::uint64_t pk) const;
+  std::optional<std::uint64_t> conditional_key_owner(Connection& c, const std::string& type,
+                                                     std::int64_t criteria_hash) const;
+  // Removes a key whose resource no longer matches its criteria (only that owner's key).
+  void drop_conditional_key(Connection& c, const std::string& type, std::int64_t criteria_hash,
+                            std::uint64_t owner_pk) const;
 
   std::vector<StoredVersion> history(Connection& c, const HistoryQuery& q) const;
   std::uint64_t history_count(Connection& c, const HistoryQuery& q) const;

@@ -36,10 +36,10 @@ export function assertOutcome(res, status, { code, expression, diagnostics, seve
     const hay = [...(i.expression ?? []), ...(i.location ?? []), i.diagnostics ?? ''];
     return hay.some((h) => (what instanceof RegExp ? what.test(h) : h.includes(what)));
   };
-  if (expression) {
+  for (const x of expression === undefined ? [] : Array.isArray(expression) ? expression : [expression]) {
     assert.ok(
-      errs.some((i) => (i.expression ?? []).some((e) => (expression instanceof RegExp ? expression.test(e) : e === expression || e.includes(expression)))),
-      `issue expression naming ${expression} expected: ${show}`,
+      errs.some((i) => (i.expression ?? []).some((e) => (x instanceof RegExp ? x.test(e) : e === x || e.includes(x)))),
+      `issue expression naming ${x} expected: ${show}`,
     );
   }
   if (diagnostics) assert.ok(errs.some((i) => mentions(i, diagnostics)), `issue naming ${diagnostics} expected: ${show}`);

@@ -84,7 +84,7 @@ export function corporaDir() {
 }
 
 export const NO_CORPORA =
-  'KASAMA_SHARED_DIR/corpora is absent (the ../shared folder is not checked out next to the project): skipped';
+  'KASAMA_SHARED_DIR/corpora is absent (the ../shared folder is not next to the project), so this corpus test cannot run';
 
 /** Run fn over items with at most `limit` in flight; results in input order. */
 export async function pool(items, limit, fn) {
