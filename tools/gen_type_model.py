@@ -6,8 +6,15 @@ bindings, a few flags) for validation, JSON<->XML conversion and search, but not
 narrative, mappings and invariants that make the originals 37 MB. This keeps the former
 and drops the latter, so the derived file is small enough to commit and to load at start-up.
 
-Usage: tools/gen_type_model.py [--fhir-dir DIR] [--out FILE]
-Defaults: ../shared/fhir-r4 next to the project, conformance/r4/type-model.json in it.
+It also writes conformance/r4/required-codes.json: the codes of every value set that a
+required binding on a code, Coding or CodeableConcept element names, expanded from the
+ValueSets and CodeSystems in valuesets.json, so that the validator can check those codes
+without a terminology server. Value sets whose contents cannot be known from those files
+(SNOMED CT, LOINC, UCUM, MIME types, filters...) are listed as skipped, with the reason.
+
+Usage: tools/gen_type_model.py [--fhir-dir DIR] [--out FILE] [--codes-out FILE]
+Defaults: ../shared/fhir-r4 next to the project, conformance/r4/type-model.json and
+conformance/r4/required-codes.json in it.
 Standard library only; the output is deterministic (same input -> same bytes).
 """
 
@@ -38,6 +45,160 @@ ABOUT = (
     "profile}], contentReference (path whose children are reused), binding {strength, "
     "valueSet}, flags modifier, summary, xmlAttr (an XML attribute, so no _x extensions), xhtml."
 )
+
+
+CODES_ABOUT = (
+    "Derived by tools/gen_type_model.py from the HL7 FHIR R4 4.0.1 ValueSets and CodeSystems "
+    "(valuesets.json; CC0). Do not edit by hand. valueSets[url] (url without |version): the "
+    "codes of a value set bound with strength required to a code, Coding or CodeableConcept "
+    "element of type-model.json, as {system: [code, ...]} in definition order. An include of a "
+    "whole code system takes all its concepts (nested ones too) except those marked "
+    "notSelectable; an include with a concept list takes those; an include of other value "
+    "sets takes their codes (intersected when several, or with a system). skipped[url]: value "
+    "sets that are bound but whose contents are not knowable from the core definitions "
+    "(external terminologies, filters, code systems not included or not complete), with the "
+    "reason; their codes are not checked."
+)
+
+
+class NotExpandable(Exception):
+    """A value set whose codes cannot be known from the core definitions alone."""
+
+
+class Terminology:
+    """The ValueSets and CodeSystems of valuesets.json, indexed by canonical URL."""
+
+    def __init__(self, path):
+        with open(path, encoding="utf-8") as f:
+            bundle = json.load(f)
+        self.value_sets = {}
+        self.code_systems = {}
+        for entry in bundle.get("entry", []):
+            res = entry.get("resource", {})
+            if res.get("resourceType") == "ValueSet":
+                self.value_sets[res["url"]] = res
+            elif res.get("resourceType") == "CodeSystem":
+                self.code_systems[res["url"]] = res
+        self._cache = {}
+
+    def expand(self, url, stack=()):
+        """{system: [codes]} of a value set; raises NotExpandable with the reason."""
+        url = url.split("|", 1)[0]
+        if url in self._cache:
+            return self._cache[url]
+        if url in stack:
+            raise NotExpandable(f"value set {url} includes itself")
+        vs = self.value_sets.get(url)
+        if vs is None:
+            raise NotExpandable(f"value set {url} is not in the core definitions")
+        if vs.get("version") != FHIR_VERSION:
+            # The redistributed file carries an R5 (5.0.0) DetectedIssue status value set
+            # in place of R4's; its codes are not R4's, so it is not trusted.
+            raise NotExpandable(f"value set {url} is version {vs.get('version')}, not {FHIR_VERSION}")
+        compose = vs.get("compose")
+        if not compose or not compose.get("include"):
+            raise NotExpandable(f"value set {url} has no compose.include")
+        codes = {}
+        for inc in compose["include"]:
+            add_codes(codes, self.include(inc, url, stack + (url,)))
+        for exc in compose.get("exclude", []):
+            for system, excluded in self.include(exc, url, stack + (url,)).items():
+                if system in codes:
+                    gone = set(excluded)
+                    codes[system] = [c for c in codes[system] if c not in gone]
+        codes = {system: cs for system, cs in codes.items() if cs}
+        if not codes:
+            raise NotExpandable(f"value set {url} has no codes")
+        self._cache[url] = codes
+        return codes
+
+    def include(self, inc, url, stack):
+        """The codes one compose.include (or exclude) selects."""
+        if inc.get("filter"):
+            raise NotExpandable(f"value set {url} selects codes of {inc.get('system')} by filter")
+        selected = None
+        system = inc.get("system")
+        if system:
+            if inc.get("concept"):
+                selected = {system: unique(c["code"] for c in inc["concept"])}
+            else:
+                selected = {system: self.all_codes(system, url)}
+            if inc.get("version") and inc["version"] != self.code_systems.get(system, {}).get("version"):
+                raise NotExpandable(f"value set {url} needs version {inc['version']} of {system}")
+        for other in inc.get("valueSet", []):
+            codes = self.expand(other, stack)
+            selected = codes if selected is None else intersect(selected, codes)
+        if selected is None:
+            raise NotExpandable(f"value set {url} has an include with neither system nor valueSet")
+        return selected
+
+    def all_codes(self, system, url):
+        cs = self.code_systems.get(system)
+        if cs is None:
+            raise NotExpandable(f"value set {url} needs code system {system}, which is not in the core definitions")
+        if cs.get("content") != "complete":
+            raise NotExpandable(f"value set {url} needs code system {system}, whose content is {cs.get('content')}")
+        if system.startswith("http://hl7.org/fhir/") and cs.get("version") != FHIR_VERSION:
+            raise NotExpandable(f"value set {url} needs code system {system} version {cs.get('version')}, not {FHIR_VERSION}")
+        out = []
+
+        def walk(concepts):
+            for c in concepts:
+                # Abstract grouping codes (item-type 'question') are not for use in instances.
+                abstract = any(p.get("code") == "notSelectable" and p.get("valueBoolean")
+                               for p in c.get("property", []))
+                if not abstract:
+                    out.append(c["code"])
+                walk(c.get("concept", []))
+
+        walk(cs.get("concept", []))
+        return unique(out)
+
+
+def unique(codes):
+    seen = set()
+    return [c for c in codes if not (c in seen or seen.add(c))]
+
+
+def add_codes(into, codes):
+    for system, cs in codes.items():
+        into[system] = unique(into.get(system, []) + cs)
+
+
+def intersect(a, b):
+    return {system: [c for c in cs if c in set(b.get(system, []))] for system, cs in a.items() if system in b}
+
+
+CODED_TYPES = {"code", "Coding", "CodeableConcept"}
+
+
+def required_codes(types, terminology):
+    """The document of required-codes.json for the required bindings in `types`."""
+    bound = set()
+    for t in types.values():
+        for el in t.get("elements", []):
+            b = el.get("binding")
+            if not b or b["strength"] != "required" or not b.get("valueSet"):
+                continue
+            if any(ty["code"] in CODED_TYPES for ty in el.get("types", [])):
+                bound.add(b["valueSet"].split("|", 1)[0])
+    value_sets = {}
+    skipped = {}
+    for url in sorted(bound):
+        try:
+            value_sets[url] = terminology.expand(url)
+        except NotExpandable as e:
+            skipped[url] = str(e)
+    return {"about": CODES_ABOUT, "fhirVersion": FHIR_VERSION, "valueSets": value_sets, "skipped": skipped}
+
+
+def write_json(path, doc):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
+        f.write("\n")
+    return len(text) + 1
 
 
 def load_sds(path):
@@ -169,6 +330,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fhir-dir", default=os.path.join(project, "..", "shared", "fhir-r4"))
     parser.add_argument("--out", default=os.path.join(project, "conformance", "r4", "type-model.json"))
+    parser.add_argument("--codes-out", default=os.path.join(project, "conformance", "r4", "required-codes.json"))
     args = parser.parse_args()
 
     sds = []
@@ -210,12 +372,13 @@ def main():
         "profiles": sorted(n for n, t in types.items() if "constraintOn" in t),
         "types": types,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    text = json.dumps(model, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
-    with open(args.out, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
-        f.write("\n")
-    print(f"wrote {args.out}: {len(types)} types, {len(text)} bytes", file=sys.stderr)
+    size = write_json(args.out, model)
+    print(f"wrote {args.out}: {len(types)} types, {size} bytes", file=sys.stderr)
+
+    codes = required_codes(types, Terminology(os.path.join(args.fhir_dir, "valuesets.json")))
+    size = write_json(args.codes_out, codes)
+    print(f"wrote {args.codes_out}: {len(codes['valueSets'])} value sets expanded, "
+          f"{len(codes['skipped'])} skipped, {size} bytes", file=sys.stderr)
 
 
 if __name__ == "__main__":

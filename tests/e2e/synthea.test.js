@@ -23,7 +23,8 @@ import {
 
 const CORPORA = corporaDir();
 const DIR = CORPORA && path.join(CORPORA, 'synthea');
-const INGEST_CONCURRENCY = 2; // bundles in flight (2 cores shared with the server and MariaDB)
+// Bundles in flight: 2 by default (2 cores shared with the server and MariaDB).
+const INGEST_CONCURRENCY = Number(process.env.KASAMA_SYNTHEA_CONCURRENCY) || 2;
 const READ_CONCURRENCY = 16;
 
 const state = {

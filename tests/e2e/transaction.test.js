@@ -461,7 +461,17 @@ describe('R-05 transaction: urn:uuid fullUrls are replaced by the new ids everyw
         uP,
       ),
       postEntry({ resourceType: 'Organization', identifier: [ids.org], name: 'Kasama test org' }, uO),
-      putEntry({ resourceType: 'Practitioner', id: prId, identifier: [ids.pr] }, undefined, {}, uPr),
+      putEntry(
+        {
+          resourceType: 'Practitioner',
+          id: prId,
+          identifier: [ids.pr],
+          extension: [{ url: 'http://example.org/fhir/StructureDefinition/kasama-test-org', valueReference: { reference: uO } }],
+        },
+        undefined,
+        {},
+        uPr,
+      ),
       postEntry({ resourceType: 'Specimen', identifier: [ids.sp], subject: { reference: uP } }, uS),
     ];
     const res = await postBundle(bundle('transaction', entries));
@@ -497,6 +507,9 @@ describe('R-05 transaction: urn:uuid fullUrls are replaced by the new ids everyw
     assert.ok(pat.text.div.includes(`href="Organization/${orgId}"`), `narrative <a href>: ${pat.text.div}`);
     assert.ok(pat.text.div.includes(`href="Practitioner/${prId}"`), `narrative <a href>: ${pat.text.div}`);
     assert.ok(pat.text.div.includes(`src="Specimen/${spId}"`), `narrative <img src>: ${pat.text.div}`);
+
+    const pr = (await read('Practitioner', prId)).json;
+    assert.equal(pr.extension[0].valueReference.reference, `Organization/${orgId}`, 'in a PUT entry\'s resource');
 
     const sp = (await read('Specimen', spId)).json;
     assert.equal(sp.subject.reference, `Patient/${patId}`);
@@ -534,6 +547,27 @@ describe('R-05 transaction: urn:uuid fullUrls are replaced by the new ids everyw
     const obs = (await read('Observation', locId(e[0], 'Observation'))).json;
     assert.match(obs.subject.reference, new RegExp(`^(${BASE.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/)?Patient/${prId}$`));
     assert.equal(locId(e[1], 'Patient'), prId);
+  });
+
+  it('an element of type url (Attachment.url) naming a fullUrl is rewritten too', async () => {
+    // http.html#trules: "... elements of type uri, url, oid, uuid ..."
+    const uBin = urn();
+    const res = await postBundle(
+      bundle('transaction', [
+        postEntry({
+          resourceType: 'DocumentReference',
+          identifier: [newIdent()],
+          status: 'current',
+          content: [{ attachment: { contentType: 'text/plain', url: uBin } }],
+        }),
+        postEntry({ resourceType: 'Binary', contentType: 'text/plain', data: 'aGVsbG8=' }, uBin),
+      ]),
+    );
+    const e = txOk(res, 2);
+    const binId = locId(e[1], 'Binary');
+    const doc = (await read('DocumentReference', locId(e[0], 'DocumentReference'))).json;
+    assert.equal(doc.content[0].attachment.url, `Binary/${binId}`);
+    assert.equal((await read('Binary', binId)).status, 200);
   });
 
   it('a string element that merely equals a fullUrl (Identifier.value) is data, not a reference: it is kept', async () => {
