@@ -28,6 +28,14 @@ struct Entry {
   const Json* resource = nullptr;  // in the parsed Bundle
 };
 
+// "https://example.org/fhir/Patient/1" -> "Patient/1"
+std::string last_two_segments(const std::string& url) {
+  auto last = url.rfind('/');
+  if (last == std::string::npos || last == 0) return {};
+  auto before = url.rfind('/', last - 1);
+  return before == std::string::npos ? std::string() : url.substr(before + 1);
+}
+
 std::string where(const Entry& e) { return "Bundle.entry[" + std::to_string(e.index) + "]"; }
 
 int phase(const std::string& method) {
@@ -265,7 +273,16 @@ RestResponse run_transaction(FhirService& service, const RestRequest& req, const
           throw FhirError(400, "duplicate", where(e) + " touches " + type + "/" + id + ", which another entry also changes",
                           where(e));
         }
-        if (!e.full_url.empty()) ids[e.full_url] = type + "/" + id;
+        if (!e.full_url.empty()) {
+          ids[e.full_url] = type + "/" + id;
+          // An absolute fullUrl ending in Type/oldid: references written relative to the
+          // Bundle's base ("Type/oldid") mean this entry too (references.html#bundle-references).
+          if (e.method == "POST" && e.full_url.rfind("http", 0) == 0) {
+            if (auto old = resources::parse_local_reference(last_two_segments(e.full_url)); old && old->type == type) {
+              ids.emplace(old->type + "/" + old->id, type + "/" + id);
+            }
+          }
+        }
       }
       // 3. Rewrite urn:uuid / fullUrl references and resolve conditional references.
       std::map<std::string, std::string> conditional;

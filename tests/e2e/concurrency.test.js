@@ -11,6 +11,18 @@ const ROUNDS = Number(process.env.KASAMA_RACE_ROUNDS ?? 3);
 const tokenQuery = (i) => `identifier=${encodeURIComponent(`${i.system}|${i.value}`)}`;
 const all = (n, f) => Promise.all(Array.from({ length: n }, (_, k) => f(k)));
 
+// Per resource, a later version never has an earlier meta.lastUpdated than the one before.
+async function assertLastUpdatedFollowsVersions(type, id) {
+  const { entries } = await walkPages(`/${type}/${id}/_history?_count=100`);
+  const rows = entries
+    .filter((e) => e.resource)
+    .map((e) => ({ v: Number(e.resource.meta.versionId), t: Date.parse(e.resource.meta.lastUpdated), s: e.resource.meta.lastUpdated }))
+    .sort((a, b) => a.v - b.v);
+  for (let i = 1; i < rows.length; i++) {
+    assert.ok(rows[i].t >= rows[i - 1].t, `version ${rows[i].v} (${rows[i].s}) is older than version ${rows[i - 1].v} (${rows[i - 1].s})`);
+  }
+}
+
 describe('conditional create races (If-None-Exist)', () => {
   for (let round = 1; round <= ROUNDS; round++) {
     test(`20 parallel identical conditional creates make exactly one resource (round ${round})`, async () => {
@@ -133,6 +145,7 @@ describe('version-aware updates race (If-Match)', () => {
     const now = await get(`/Patient/${p.id}`);
     const families = now.json.name.map((n) => n.family);
     for (let k = 0; k < 10; k++) assert.ok(families.includes(`added-${k}`), `patch ${k} kept: ${families}`);
+    await assertLastUpdatedFollowsVersions('Patient', p.id);
     assert.equal((await historyVersions('Patient', p.id)).length, 11);
   });
 });
@@ -151,6 +164,7 @@ describe('update-as-create races (client ids)', () => {
       const versions = results.map((r) => Number(r.json.meta.versionId)).sort((a, b) => a - b);
       assert.deepEqual(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'every PUT got its own version');
       for (const r of results) assert.equal(r.headers.get('etag'), `W/"${r.json.meta.versionId}"`);
+      await assertLastUpdatedFollowsVersions('Patient', id);
       const hist = await historyVersions('Patient', id);
       assert.deepEqual(hist, ['10', '9', '8', '7', '6', '5', '4', '3', '2', '1']);
       const now = await get(`/Patient/${id}`);
