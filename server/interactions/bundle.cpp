@@ -259,10 +259,8 @@ RestResponse run_transaction(FhirService& service, const RestRequest& req, const
             } else if (m.empty()) {
               id = string_member(*e.resource, "id");
               if (id.empty()) id = new_resource_id();
-              // Pin the id so the conditional update creates exactly this one.
-              r.segments = {type, id};
-              r.params.clear();
-              (*r.resource)["id"] = id;
+              // The conditional update creates exactly this id (references were rewritten to it).
+              r.assigned_id = id;
             }
           }
         } catch (FhirError& err) {

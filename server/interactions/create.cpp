@@ -6,37 +6,6 @@
 #include "server/interactions/support.hpp"
 
 namespace kasama::server {
-namespace {
-
-// Claims the criteria for the new resource. Losing to a concurrent twin means the whole
-// transaction runs again and then finds the twin's resource. A key left behind by a
-// resource that no longer matches (updated or deleted since) is stale and is replaced.
-void claim_criteria(Context& ctx, const std::string& type, const Criteria& criteria, std::uint64_t pk) {
-  auto& store = ctx.svc.store;
-  const std::int64_t hash = criteria_hash(type, criteria);
-  try {
-    store.claim_conditional_key(ctx.db(), type, hash, pk);
-    return;
-  } catch (const storage::DbError& e) {
-    if (e.deadlock_or_timeout()) throw RetryTransaction{};
-    if (!e.duplicate_key()) throw;
-  }
-  // Statements see what others committed (READ COMMITTED): a twin that just won is visible.
-  for (const auto& m : match_criteria(ctx, type, criteria, 2)) {
-    if (m.first != pk) throw RetryTransaction{};
-  }
-  auto owner = store.conditional_key_owner(ctx.db(), type, hash);
-  if (owner && *owner != pk) store.drop_conditional_key(ctx.db(), type, hash, *owner);
-  try {
-    store.claim_conditional_key(ctx.db(), type, hash, pk);
-  } catch (const storage::DbError& e) {
-    if (e.duplicate_key() || e.deadlock_or_timeout()) throw RetryTransaction{};
-    throw;
-  }
-}
-
-}  // namespace
-
 RestResponse create(Context& ctx, const RestRequest& req, const Route& r) {
   Json resource = request_resource(req, r.type);
   std::optional<Criteria> criteria;
@@ -49,6 +18,9 @@ RestResponse create(Context& ctx, const RestRequest& req, const Route& r) {
                       "If-None-Exist");
     }
     if (matches.size() == 1) {
+      // In a transaction, this entry's id was assigned when no match existed; a twin that
+      // committed since then makes the whole Bundle resolve its identities again.
+      if (!req.assigned_id.empty()) throw RetryTransaction{};
       auto v = ctx.svc.store.read_current(ctx.db(), r.type, matches[0].second);
       WriteResult w;
       w.type = r.type;

@@ -168,6 +168,14 @@ std::vector<storage::LinkRow> local_links(const Json& resource, const std::strin
   return rows;
 }
 
+// The time a version is written: taken after the resource's row lock (so a version is never
+// older than the one it replaces), one time for all entries of a transaction Bundle.
+std::int64_t write_time(Context& ctx, const std::optional<storage::CurrentRow>& existing) {
+  std::int64_t t = ctx.in_transaction_bundle ? ctx.now : resources::now_millis();
+  if (existing) t = std::max(t, existing->last_updated + 1);
+  return t;
+}
+
 void queue_cache_put(Context& ctx, const WriteResult& w, bool deleted) {
   auto entry = std::make_shared<storage::CachedResource>();
   entry->version = w.version;
@@ -203,7 +211,7 @@ WriteResult store_resource(Context& ctx, Json resource, const std::string& type,
     }
   }
   w.version = existing ? existing->version + 1 : 1;
-  w.last_updated = ctx.now;
+  w.last_updated = write_time(ctx, existing);
   w.content = finalize(resource, type, id, w.version, w.last_updated);
 
   auto links = local_links(resource, ctx.svc.config.base_url);
@@ -236,7 +244,7 @@ WriteResult store_delete(Context& ctx, const std::string& type, const std::strin
   w.type = type;
   w.id = id;
   w.version = existing.version + 1;
-  w.last_updated = ctx.now;
+  w.last_updated = write_time(ctx, existing);
   w.pk = store.write_version(db, existing, type, id, w.version, w.last_updated, "DELETE", "");
   store.clear_dependents(db, w.pk);
   queue_cache_put(ctx, w, true);
@@ -470,6 +478,33 @@ std::vector<std::pair<std::uint64_t, std::string>> match_criteria(Context& ctx, 
   }
   if (result->size() > limit) result->resize(limit);
   return *result;
+}
+
+// Claims the criteria for the new resource. Losing to a concurrent twin means the whole
+// transaction runs again and then finds the twin's resource. A key left behind by a
+// resource that no longer matches (updated or deleted since) is stale and is replaced.
+void claim_criteria(Context& ctx, const std::string& type, const Criteria& criteria, std::uint64_t pk) {
+  auto& store = ctx.svc.store;
+  const std::int64_t hash = criteria_hash(type, criteria);
+  try {
+    store.claim_conditional_key(ctx.db(), type, hash, pk);
+    return;
+  } catch (const storage::DbError& e) {
+    if (e.deadlock_or_timeout()) throw RetryTransaction{};
+    if (!e.duplicate_key()) throw;
+  }
+  // Statements see what others committed (READ COMMITTED): a twin that just won is visible.
+  for (const auto& m : match_criteria(ctx, type, criteria, 2)) {
+    if (m.first != pk) throw RetryTransaction{};
+  }
+  auto owner = store.conditional_key_owner(ctx.db(), type, hash);
+  if (owner && *owner != pk) store.drop_conditional_key(ctx.db(), type, hash, *owner);
+  try {
+    store.claim_conditional_key(ctx.db(), type, hash, pk);
+  } catch (const storage::DbError& e) {
+    if (e.duplicate_key() || e.deadlock_or_timeout()) throw RetryTransaction{};
+    throw;
+  }
 }
 
 std::int64_t criteria_hash(const std::string& type, const Criteria& criteria) {

@@ -62,6 +62,9 @@ Criteria parse_criteria(std::string_view query);
 std::vector<std::pair<std::uint64_t, std::string>> match_criteria(Context& ctx, const std::string& type,
                                                                   const Criteria& criteria, unsigned limit = 2);
 std::int64_t criteria_hash(const std::string& type, const Criteria& criteria);
+// Claims the criteria for a resource just created by a conditional create or update, so
+// that concurrent twins create exactly one resource (throws RetryTransaction on losing).
+void claim_criteria(Context& ctx, const std::string& type, const Criteria& criteria, std::uint64_t pk);
 
 // Splits "Patient/1?x=y" into path segments and decoded query parameters.
 void split_url(std::string_view url, std::vector<std::string>& segments,

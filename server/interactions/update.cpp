@@ -21,10 +21,12 @@ void check_version(const RestRequest& req, const Route& r, const std::optional<s
   }
 }
 
-RestResponse put(Context& ctx, const RestRequest& req, const Route& r, Json resource) {
+RestResponse put(Context& ctx, const RestRequest& req, const Route& r, Json resource,
+                 const Criteria* criteria = nullptr) {
   auto cur = ctx.svc.store.current(ctx.db(), r.type, r.id, storage::Lock::kUpdate);
   check_version(req, r, cur);
   WriteResult w = store_resource(ctx, std::move(resource), r.type, r.id, cur, "PUT");
+  if (criteria && w.created) claim_criteria(ctx, r.type, *criteria, w.pk);
   return write_response(req, w, w.created ? 201 : 200, req.base_url);
 }
 
@@ -59,6 +61,7 @@ RestResponse conditional_update(Context& ctx, const RestRequest& req, const Rout
   Route target = r;
   const std::string id = body_id(resource);
   if (matches.size() == 1) {
+    if (!req.assigned_id.empty() && req.assigned_id != matches[0].second) throw RetryTransaction{};
     if (!id.empty() && id != matches[0].second) {
       throw FhirError(400, "invalid",
                       "The resource id '" + id + "' differs from the matching resource " + r.type + "/" +
@@ -67,9 +70,10 @@ RestResponse conditional_update(Context& ctx, const RestRequest& req, const Rout
     }
     target.id = matches[0].second;
   } else {
-    target.id = id.empty() ? new_resource_id() : id;
+    target.id = !req.assigned_id.empty() ? req.assigned_id : (id.empty() ? new_resource_id() : id);
+    if (id.empty()) resource["id"] = target.id;
   }
-  return put(ctx, req, target, std::move(resource));
+  return put(ctx, req, target, std::move(resource), &req.params);
 }
 
 }  // namespace kasama::server
