@@ -30,7 +30,7 @@ read -r -a server_env <<<"${BENCH_SERVER_ENV:-}"
 while (($#)); do
   case "$1" in
     --quick) ingest_runs=1 read_runs=1 wrk_args="-t2 -c32 -d5s" warmup=2; shift ;;
-    -h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '3,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done

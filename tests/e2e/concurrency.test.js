@@ -4,8 +4,11 @@
 // referential integrity holds under concurrent deletes).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, uid, freshIdentifier, request, get, post, put, del, idsByIdentifier } from './lib/client.js';
+import { BASE, uid, freshIdentifier, request, get, post, put, del, idsByIdentifier, sleep } from './lib/client.js';
 import { assertOutcome, createPatient, historyVersions, walkPages, versionOfEntry } from './lib/assertions.js';
+import net from 'node:net';
+import https from 'node:https';
+import { requestOnFreshConnection, host, port, caCert } from './lib/raw.js';
 
 const ROUNDS = Number(process.env.KASAMA_RACE_ROUNDS ?? 3);
 const tokenQuery = (i) => `identifier=${encodeURIComponent(`${i.system}|${i.value}`)}`;
@@ -86,7 +89,7 @@ describe('conditional create races (If-None-Exist)', () => {
     });
   }
 
-  test('10 parallel conditional updates (PUT Patient?identifier=...) with no match create exactly one resource', async () => {
+  for (let round = 1; round <= ROUNDS; round++) test(`10 parallel conditional updates (PUT Patient?identifier=...) with no match create exactly one resource (round ${round})`, async () => {
     const ident = freshIdentifier();
     const results = await all(10, (k) => put(`/Patient?${tokenQuery(ident)}`, { resourceType: 'Patient', identifier: [ident], name: [{ family: `w${k}` }] }));
     const statuses = results.map((r) => r.status);
@@ -97,6 +100,7 @@ describe('conditional create races (If-None-Exist)', () => {
     assert.deepEqual(new Set(results.map((r) => r.json.id)), new Set(ids));
     const versions = await historyVersions('Patient', ids[0]);
     assert.equal(versions.length, 10, `every write is a version: ${versions}`);
+    await assertLastUpdatedFollowsVersions('Patient', ids[0]);
   });
 });
 
@@ -249,6 +253,46 @@ describe('history paging under concurrent writes', () => {
     } finally {
       stop = true;
       await writers;
+    }
+  });
+});
+
+// Last in this file: these hold many connections for a moment. Each connection is closed
+// at the end so that other tests running against the same server are only briefly slowed.
+describe('R-44 availability under many connections', () => {
+  test('R-44 /health answers within 3 s while 100 idle TCP connections are open', async () => {
+    const sockets = [];
+    try {
+      for (let i = 0; i < 100; i++) {
+        const s = net.connect({ host, port });
+        s.on('error', () => {});
+        sockets.push(s);
+      }
+      await sleep(300);
+      const started = Date.now();
+      const r = await requestOnFreshConnection('GET', new URL('/health', BASE).href, { timeoutMs: 3000 }).catch((e) => ({ status: e.code ?? e.message }));
+      assert.equal(r.status, 200, `health with 100 idle connections open: ${r.status} after ${Date.now() - started} ms`);
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+  });
+
+  test('R-44 200 parallel requests on 200 keep-alive connections all succeed within 6 s', async () => {
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 200, ca: caCert() });
+    // A hard deadline keeps a server that stalls from stalling other test files for long.
+    const deadline = setTimeout(() => agent.destroy(), 6000);
+    try {
+      const results = await all(200, (k) =>
+        (k % 2
+          ? requestOnFreshConnection('POST', '/Patient', { agent, body: { resourceType: 'Patient', name: [{ family: `load-${k}` }] } })
+          : requestOnFreshConnection('GET', '/metadata', { agent })
+        ).catch((e) => ({ status: e.code ?? e.message })));
+      const counts = {};
+      for (const r of results) counts[r.status] = (counts[r.status] ?? 0) + 1;
+      assert.deepEqual(counts, { 200: 100, 201: 100 }, `statuses: ${JSON.stringify(counts)}`);
+    } finally {
+      clearTimeout(deadline);
+      agent.destroy();
     }
   });
 });

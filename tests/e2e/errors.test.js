@@ -197,7 +197,8 @@ const requestCases = [
   { name: '_count with a fraction', method: 'GET', path: '/_history?_count=1.5', status: 400, expression: '_count' },
   { name: '_count empty', method: 'GET', path: '/Patient?_count=', status: 400, expression: '_count' },
   { name: '_since a word', method: 'GET', path: '/Patient/_history?_since=yesterday', status: 400, expression: '_since' },
-  { name: '_since a date only', method: 'GET', path: '/_history?_since=2024-01-01', status: 400, expression: '_since' },
+  { name: '_since with hour 25', method: 'GET', path: '/_history?_since=2024-01-01T25:00:00Z', status: 400, expression: '_since' },
+  { name: '_since with an unencoded + (a space)', method: 'GET', path: '/_history?_since=2024-01-01T10:00:00+09:00', status: 400, expression: '_since' },
   { name: '_since month 13', method: 'GET', path: '/_history?_since=2024-13-01T00:00:00Z', status: 400, expression: '_since' },
   { name: '_at garbage', method: 'GET', path: '/Patient/_history?_at=garbage', status: 400, expression: '_at' },
   { name: 'forged history cursor', method: 'GET', path: '/_history?_cursor=abc', status: 400, diagnostics: '_cursor' },
@@ -352,6 +353,99 @@ describe('body over the limit (KASAMA_MAX_BODY=16M) -> 413', () => {
     assert.equal(await countByIdentifier('Patient', ident), 0);
     assert.equal((await fetch(`${ORIGIN}/health`)).status, 200);
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/1.1 message framing (RFC 9112): ambiguous framing must be refused, never turned into a
+// second request (request smuggling behind a proxy), and odd but legal requests get no 5xx.
+describe('HTTP framing and request smuggling defences (RFC 9112)', () => {
+  const P = target.pathname;
+  const H = `Host: ${target.host}\r\nContent-Type: application/fhir+json\r\nAccept: application/fhir+json\r\n`;
+  const smuggledCreate = (ident) => {
+    const b = JSON.stringify({ resourceType: 'Patient', identifier: [ident] });
+    return `POST ${P}/Patient HTTP/1.1\r\n${H}Content-Length: ${Buffer.byteLength(b)}\r\n\r\n${b}`;
+  };
+  const after = `GET ${P}/metadata HTTP/1.1\r\nHost: ${target.host}\r\nConnection: close\r\n\r\n`;
+  const cases = [
+    {
+      name: 'Transfer-Encoding and Content-Length together',
+      req: (s) => `POST ${P}/Patient HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nContent-Length: ${5 + s.length}\r\n\r\n0\r\n\r\n${s}`,
+      first: [400, 501],
+    },
+    {
+      name: 'Content-Length and Transfer-Encoding together (CL first)',
+      req: (s) => `POST ${P}/Patient HTTP/1.1\r\n${H}Content-Length: ${5 + s.length}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${s}`,
+      first: [400, 501],
+    },
+    {
+      name: 'two different Content-Length values',
+      req: (s) => `POST ${P}/Patient HTTP/1.1\r\n${H}Content-Length: ${s.length}\r\nContent-Length: 2\r\n\r\n${s}`,
+      first: [400],
+    },
+    {
+      name: 'Content-Length with a sign',
+      req: (s) => `POST ${P}/Patient HTTP/1.1\r\n${H}Content-Length: +${s.length}\r\n\r\n${s}`,
+      first: [400],
+    },
+    {
+      name: 'whitespace between the field name and the colon',
+      req: (s) => `POST ${P}/Patient HTTP/1.1\r\n${H}Content-Length : ${s.length}\r\n\r\n${s}`,
+      first: [400],
+    },
+    {
+      name: 'unknown transfer coding',
+      req: (s) => `POST ${P}/Patient HTTP/1.1\r\n${H}Transfer-Encoding: xchunked\r\n\r\n${s.length.toString(16)}\r\n${s}\r\n0\r\n\r\n`,
+      first: [400, 501],
+    },
+    {
+      name: 'invalid chunk size',
+      req: (s) => `POST ${P}/Patient HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\nzz\r\n${s}\r\n0\r\n\r\n`,
+      first: [400],
+    },
+  ];
+  for (const c of cases) {
+    test(`${c.name}: refused, and nothing in the body runs as a request`, async () => {
+      const ident = freshIdentifier();
+      const responses = await pipelined([c.req(smuggledCreate(ident)), after], { timeoutMs: 5000 });
+      const statuses = responses.map((r) => r.status);
+      assert.ok(c.first.includes(statuses[0]), `first response ${c.first.join('|')}, got ${statuses}`);
+      assert.ok(!statuses.includes(201), `nothing was created: ${statuses}`);
+      assert.ok(statuses.every((x) => x < 500), `no 5xx: ${statuses}`);
+      assert.equal(await countByIdentifier('Patient', ident), 0, 'the smuggled request did not run');
+      assert.equal(responses.length, 1, `the connection is closed after a framing error (RFC 9112 6.3): ${statuses}`);
+    });
+  }
+
+  test('an honest pipelined sequence is answered in order', async () => {
+    const ident = freshIdentifier();
+    const responses = await pipelined([smuggledCreate(ident), `GET ${P}/Patient?identifier=${encodeURIComponent(`${ident.system}|${ident.value}`)} HTTP/1.1\r\nHost: ${target.host}\r\n\r\n`, after]);
+    assert.deepEqual(responses.map((r) => r.status), [201, 200, 200]);
+    assert.equal(JSON.parse(responses[1].body).total, 1);
+  });
+
+  test('HTTP/1.1 request without Host -> 400, not 500', async () => {
+    const responses = await pipelined([`GET ${P}/metadata HTTP/1.1\r\nAccept: application/fhir+json\r\n\r\n`, after], { timeoutMs: 5000 });
+    assert.equal(responses[0]?.status, 400, `got ${responses.map((r) => `${r.status} ${r.body.slice(0, 150)}`)}`);
+  });
+
+  test('HTTP/1.0 request without Host is served (no 500)', async () => {
+    const responses = await pipelined([`GET ${P}/metadata HTTP/1.0\r\nAccept: application/fhir+json\r\n\r\n`], { timeoutMs: 5000 });
+    assert.equal(responses[0]?.status, 200, `got ${responses.map((r) => `${r.status} ${r.body.slice(0, 150)}`)}`);
+    assert.equal(JSON.parse(responses[0].body).resourceType, 'CapabilityStatement');
+  });
+
+  const limits = [
+    { name: 'a 200 kB header', req: `GET ${P}/metadata HTTP/1.1\r\nHost: ${target.host}\r\nX-Big: ${'a'.repeat(200_000)}\r\n\r\n` },
+    { name: '1000 header fields', req: `GET ${P}/metadata HTTP/1.1\r\nHost: ${target.host}\r\n${Array.from({ length: 1000 }, (_, i) => `X-H${i}: v`).join('\r\n')}\r\n\r\n` },
+    { name: 'a 100 kB URL', req: `GET ${P}/Patient?_id=${'a'.repeat(100_000)} HTTP/1.1\r\nHost: ${target.host}\r\n\r\n` },
+  ];
+  for (const c of limits) {
+    test(`${c.name} is refused with a 4xx and the server stays healthy`, async () => {
+      const responses = await pipelined([c.req], { timeoutMs: 5000 });
+      assert.ok(responses.length === 0 || (responses[0].status >= 400 && responses[0].status < 500), `got ${responses.map((r) => r.status)}`);
+      assert.equal((await fetch(`${ORIGIN}/health`)).status, 200);
+    });
+  }
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -395,6 +395,19 @@ describe('history (http.html#history)', () => {
     assert.equal((none.json.entry ?? []).length, 0);
   });
 
+  test('_since in Japan time (+09:00) means the same instant as in UTC', async () => {
+    const p = await createPatient();
+    await sleep(20);
+    const u = await put(`/Patient/${p.id}`, { ...p.resource, active: true });
+    const t = new Date(Date.parse(u.json.meta.lastUpdated) + 9 * 3600_000).toISOString().replace('Z', '+09:00');
+    const h = await get(`/Patient/${p.id}/_history?_since=${encodeURIComponent(t)}`);
+    assert.equal(h.status, 200, h.text);
+    assert.deepEqual(h.json.entry.map(versionOfEntry), ['2'], `_since=${t}`);
+    const t1 = new Date(Date.parse(u.json.meta.lastUpdated) + 9 * 3600_000 + 1).toISOString().replace('Z', '+09:00');
+    const none = await get(`/Patient/${p.id}/_history?_since=${encodeURIComponent(t1)}`);
+    assert.deepEqual(none.json.entry ?? [], [], `_since=${t1} is 1 ms after the last version`);
+  });
+
   test('_at returns the version current at that time', async () => {
     const p = await createPatient();
     await sleep(30);
@@ -518,6 +531,31 @@ describe('conditional create (If-None-Exist)', () => {
     assert.equal(r2.json.id, p.id);
   });
 
+  test('a match at version 2 answers 200 with ETag W/"2" and Location _history/2; return=minimal has no body', async () => {
+    const p = await createPatient();
+    await put(`/Patient/${p.id}`, { ...p.resource, active: true });
+    const q = `identifier=${encodeURIComponent(`${p.identifier.system}|${p.identifier.value}`)}`;
+    const r = await post('/Patient', newPatient(), { headers: { 'if-none-exist': q } });
+    assert.equal(r.status, 200, r.text);
+    assertVersion(r, 2);
+    assertLocation(r, 'Patient', p.id, 2);
+    const m = await post('/Patient', newPatient(), { headers: { 'if-none-exist': q, prefer: 'return=minimal' } });
+    assert.equal(m.status, 200);
+    assert.equal(m.text, '');
+    assert.equal(m.headers.get('etag'), 'W/"2"');
+  });
+
+  test('a deleted resource does not match: 201 creates a new one', async () => {
+    const p = await createPatient();
+    await del(`/Patient/${p.id}`);
+    const r = await post('/Patient', { resourceType: 'Patient', identifier: [p.identifier] }, {
+      headers: { 'if-none-exist': `identifier=${encodeURIComponent(`${p.identifier.system}|${p.identifier.value}`)}` },
+    });
+    assert.equal(r.status, 201, r.text);
+    assert.notEqual(r.json.id, p.id);
+    assert.equal(await countByIdentifier('Patient', p.identifier), 1);
+  });
+
   test('If-None-Exist with an unsupported parameter -> 400 naming it, nothing created', async () => {
     const body = newPatient();
     const res = await post('/Patient', body, { headers: { 'if-none-exist': 'nonsense-param=1' } });
@@ -576,6 +614,24 @@ describe('conditional update (PUT Type?criteria)', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+describe('conditional interactions with If-Match', () => {
+  const cases = [
+    { name: 'conditional update', run: (q, p) => put(`/Patient?${q}`, { ...p.resource, active: true }, { headers: { 'if-match': 'W/"5"' } }) },
+    { name: 'conditional patch', run: (q) => patch(`/Patient?${q}`, [{ op: 'add', path: '/active', value: true }], { 'if-match': 'W/"5"' }) },
+    { name: 'conditional delete', run: (q) => del(`/Patient?${q}`, { headers: { 'if-match': 'W/"5"' } }) },
+  ];
+  for (const c of cases) {
+    test(`${c.name} with a stale If-Match -> 412, nothing changes`, async () => {
+      const p = await createPatient();
+      const q = `identifier=${encodeURIComponent(`${p.identifier.system}|${p.identifier.value}`)}`;
+      assertOutcome(await c.run(q, p), 412, { diagnostics: /If-Match|version/i });
+      const read = await get(`/Patient/${p.id}`);
+      assertVersion(read, 1);
+      assert.deepEqual(read.json, p.resource);
+    });
+  }
+});
+
 describe('conditional delete (DELETE Type?criteria)', () => {
   test('0 matches -> 204 (nothing to delete)', async () => {
     const ident = freshIdentifier();
@@ -605,13 +661,15 @@ describe('conditional read (If-None-Match, If-Modified-Since)', () => {
     { name: 'If-None-Match W/"1" on version 1 -> 304', headers: () => ({ 'if-none-match': 'W/"1"' }), status: 304 },
     { name: 'If-None-Match W/"2" on version 1 -> 200', headers: () => ({ 'if-none-match': 'W/"2"' }), status: 200 },
     { name: 'If-Modified-Since = Last-Modified -> 304', headers: (lm) => ({ 'if-modified-since': lm }), status: 304 },
-    { name: 'If-Modified-Since in the future -> 304', headers: () => ({ 'if-modified-since': new Date(Date.now() + 3600_000).toUTCString() }), status: 304 },
+    { name: 'If-Modified-Since a second after (and in the past) -> 304', wait: 1100, headers: (lm) => ({ 'if-modified-since': new Date(Date.parse(lm) + 1000).toUTCString() }), status: 304 },
+    { name: 'If-Modified-Since that is not a date -> 200 (ignored)', headers: () => ({ 'if-modified-since': 'yesterday' }), status: 200 },
     { name: 'If-Modified-Since an hour before -> 200', headers: (lm) => ({ 'if-modified-since': new Date(Date.parse(lm) - 3600_000).toUTCString() }), status: 200 },
   ];
   for (const c of cases) {
     test(c.name, async () => {
       const p = await createPatient();
       const lm = p.res.headers.get('last-modified');
+      if (c.wait) await sleep(c.wait);
       const r = await get(`/Patient/${p.id}`, { headers: c.headers(lm) });
       assert.equal(r.status, c.status, r.text);
       if (c.status === 304) {
@@ -685,6 +743,16 @@ describe('patch with JSON Patch (http.html#patch)', () => {
       assert.deepEqual(read.json, p.resource);
     });
   }
+
+  test('PATCH that removes a required element -> 422 naming it; nothing changes', async () => {
+    const o = await post('/Observation', { resourceType: 'Observation', status: 'final', code: { text: 'x' } });
+    assert.equal(o.status, 201);
+    const res = await patch(`/Observation/${o.json.id}`, [{ op: 'remove', path: '/status' }]);
+    assertOutcome(res, 422, { expression: 'Observation.status' });
+    const read = await get(`/Observation/${o.json.id}`);
+    assertVersion(read, 1);
+    assert.deepEqual(read.json, o.json);
+  });
 
   test('PATCH with the matching If-Match -> 200', async () => {
     const p = await createPatient();
@@ -763,6 +831,8 @@ describe('R-05 exact content: decimals and Japanese text', () => {
     { name: 'kanji outside the BMP and variation selectors', value: '𠮷野家 葛\u{E0100}城' },
     { name: 'wave dash, minus and special punctuation', value: '〜－‐―‖…‥〃々〆' },
     { name: 'escapes that must stay escapes', value: 'tab\tquote"backslash\\slash/ newline\n' },
+    { name: 'decomposed kana (NFD) is not normalised', value: 'か\u3099き\u3099 ハ\u309A' },
+    { name: 'IVS and old-form kanji (髙﨑)', value: '髙﨑 齋藤 邊\u{E0101}' },
   ];
   for (const s of strings) {
     test(`Japanese/Unicode text round-trips byte-exact: ${s.name}`, async () => {
@@ -907,6 +977,19 @@ describe('search (identifier, _id)', () => {
     assert.deepEqual(both.json.entry.map((e) => e.resource.id).sort(), [p.id, q.id].sort());
     const and = await get(`/Patient?_id=${q.id}&identifier=${encodeURIComponent(`${p.identifier.system}|${p.identifier.value}`)}`);
     assert.equal((and.json.entry ?? []).length, 0);
+  });
+
+  test('an update that changes the identifier moves the search match; a deleted resource is not found', async () => {
+    const p = await createPatient();
+    const other = freshIdentifier();
+    const u = await put(`/Patient/${p.id}`, { ...p.resource, identifier: [other] });
+    assert.equal(u.status, 200, u.text);
+    assert.equal(await countByIdentifier('Patient', p.identifier), 0, 'the old identifier no longer matches');
+    assert.equal(await countByIdentifier('Patient', other), 1);
+    await del(`/Patient/${p.id}`);
+    assert.equal(await countByIdentifier('Patient', other), 0);
+    const byId = await get(`/Patient?_id=${p.id}`);
+    assert.equal((byId.json.entry ?? []).length, 0);
   });
 
   test('identifier search pages with _count and next links', async () => {

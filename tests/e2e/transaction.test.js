@@ -2,13 +2,12 @@
 // against the "main" fixture (referential integrity strict). Every test makes its own
 // resources with fresh identifiers, so the tests are independent of each other and of
 // whatever else runs against the same server.
-import { describe, it, before } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   BASE,
   get,
   post,
-  put,
   request,
   postBundle,
   describe as show,

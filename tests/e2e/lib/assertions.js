@@ -70,7 +70,7 @@ export function assertLocation(res, type, id, version) {
 }
 
 /** Follow next links from a first URL; returns { pages, entries }. */
-export async function walkPages(first, { between, maxPages = 500 } = {}) {
+export async function walkPages(first, { between, maxPages = 2000 } = {}) {
   const pages = [];
   const entries = [];
   let url = first;

@@ -112,12 +112,12 @@ export function rawExchange(head, body = Buffer.alloc(0), { chunk = 64 * 1024, w
 }
 
 /**
- * Like client.request, but on a connection of its own that is closed afterwards, so that a
+ * Like client.request, but on a connection of its own (or of the given https.Agent) that is closed afterwards, so that a
  * server that mishandles the connection cannot disturb later requests. Same result shape.
  */
-export function requestOnFreshConnection(method, path, { headers = {}, body } = {}) {
+export function requestOnFreshConnection(method, path, { headers = {}, body, agent, timeoutMs } = {}) {
   return new Promise((resolve, reject) => {
-    const h = { accept: 'application/fhir+json', connection: 'close' };
+    const h = { accept: 'application/fhir+json', ...(agent ? {} : { connection: 'close' }) };
     for (const [k, v] of Object.entries(headers)) h[k.toLowerCase()] = v;
     let payload = body;
     if (body !== undefined && typeof body !== 'string' && !(body instanceof Uint8Array)) payload = JSON.stringify(body);
@@ -125,7 +125,7 @@ export function requestOnFreshConnection(method, path, { headers = {}, body } = 
     if (payload !== undefined) h['content-length'] = Buffer.byteLength(payload);
     for (const k of Object.keys(h)) if (h[k] === null) delete h[k];
     const url = /^https?:/.test(path) ? new URL(path) : new URL(BASE + (path && !path.startsWith('?') && !path.startsWith('/') ? '/' : '') + path);
-    const req = https.request(url, { method, headers: h, agent: false, ca: caCert(), servername: host }, (res) => {
+    const req = https.request(url, { method, headers: h, agent: agent ?? false, ca: caCert(), servername: host, signal: timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined }, (res) => {
       const chunks = [];
       res.on('data', (d) => chunks.push(d));
       res.on('end', () => {
@@ -142,7 +142,7 @@ export function requestOnFreshConnection(method, path, { headers = {}, body } = 
         resolve({ status: res.statusCode, headers: hdrs, text, bytes, json });
       });
     });
-    req.on('error', reject);
+    req.on('error', (e) => reject(e.name === 'AbortError' ? Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'TIMEOUT' }) : e));
     if (payload !== undefined) req.write(payload);
     req.end();
   });
