@@ -1,5 +1,6 @@
 #include "resources/type_model.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -58,6 +59,24 @@ std::uint32_t parse_max(const std::string& s, const std::string& path) {
   return v;
 }
 
+std::string read_whole_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("cannot open " + path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Strips a canonical's |version: bindings name "http://hl7.org/fhir/ValueSet/x|4.0.1".
+std::string_view without_version(std::string_view url) {
+  auto bar = url.find('|');
+  return bar == std::string_view::npos ? url : url.substr(0, bar);
+}
+
+bool is_coded_type(std::string_view code) { return code == "code" || code == "Coding" || code == "CodeableConcept"; }
+
+constexpr std::size_t kListedCodes = 10;  // codes named in a message before "..."
+
 std::string capitalised(std::string_view s) {
   std::string out(s);
   if (!out.empty() && out[0] >= 'a' && out[0] <= 'z') out[0] = static_cast<char>(out[0] - 'a' + 'A');
@@ -73,27 +92,107 @@ bool TypeInfo::is_a(std::string_view ancestor) const {
   return false;
 }
 
+const ValueSetCodes::System* ValueSetCodes::find_system(std::string_view system) const {
+  for (const System& s : systems) {
+    if (s.url == system) return &s;
+  }
+  return nullptr;
+}
+
+bool ValueSetCodes::contains(std::string_view system, std::string_view code) const {
+  const System* s = find_system(system);
+  return s != nullptr && s->codes.find(code) != s->codes.end();
+}
+
 const TypeModel& TypeModel::instance() {
-  static const std::unique_ptr<TypeModel> model = load_file(conformance_dir() + "/r4/type-model.json");
+  static const std::unique_ptr<TypeModel> model =
+      load_file(conformance_dir() + "/r4/type-model.json", conformance_dir() + "/r4/required-codes.json");
   return *model;
 }
 
-std::unique_ptr<TypeModel> TypeModel::load_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open " + path);
-  std::ostringstream text;
-  text << in.rdbuf();
+std::unique_ptr<TypeModel> TypeModel::load_file(const std::string& path, const std::string& codes_path) {
+  const std::string text = read_whole_file(path);
+  const std::string codes = codes_path.empty() ? std::string() : read_whole_file(codes_path);
   try {
-    return load_text(text.str());
+    return load_text(text, codes);
   } catch (const std::runtime_error& e) {
-    throw std::runtime_error(std::string(e.what()) + " (in " + path + ")");
+    throw std::runtime_error(std::string(e.what()) + " (in " + path +
+                             (codes_path.empty() ? std::string() : " or " + codes_path) + ")");
   }
 }
 
-std::unique_ptr<TypeModel> TypeModel::load_text(std::string_view text) {
+std::unique_ptr<TypeModel> TypeModel::load_text(std::string_view text, std::string_view codes_text) {
   std::unique_ptr<TypeModel> model(new TypeModel());
   model->build(text);
+  if (!codes_text.empty()) model->build_codes(codes_text);
   return model;
+}
+
+void TypeModel::build_codes(std::string_view text) {
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    fail(std::string("required codes: not JSON: ") + e.what());
+  }
+  try {
+    if (doc.at("fhirVersion").get<std::string>() != fhir_version_) fail("required codes: FHIR version differs from the model's");
+    for (const auto& [url, systems] : doc.at("valueSets").items()) {
+      ValueSetCodes& vs = value_sets_.emplace_back();
+      vs.url = url;
+      std::size_t listed = 0;
+      for (const auto& [system, codes] : systems.items()) {
+        ValueSetCodes::System& sys = vs.systems.emplace_back();
+        sys.url = system;
+        if (!vs.system_listing.empty()) vs.system_listing += ", ";
+        vs.system_listing += system;
+        for (const auto& c : codes) {
+          const auto& code = c.get_ref<const std::string&>();
+          if (!sys.codes.insert(code).second) continue;
+          ++vs.code_count;
+          if (!vs.all_codes.insert(code).second) continue;
+          if (listed < kListedCodes) {
+            if (listed > 0) vs.listing += ", ";
+            vs.listing += code;
+          }
+          ++listed;
+        }
+        if (sys.codes.empty()) fail("required codes: " + url + " has no codes for " + system);
+      }
+      if (vs.systems.empty()) fail("required codes: " + url + " has no codes");
+      if (listed > kListedCodes) vs.listing += ", ... (" + std::to_string(listed) + " codes)";
+      if (!value_set_index_.emplace(url, &vs).second) fail("required codes: duplicate value set " + url);
+    }
+    for (const auto& [url, reason] : doc.at("skipped").items()) {
+      skipped_value_sets_.emplace_back(url, reason.get<std::string>());
+    }
+    std::sort(skipped_value_sets_.begin(), skipped_value_sets_.end());
+  } catch (const nlohmann::json::exception& e) {
+    fail(std::string("required codes: malformed: ") + e.what());
+  }
+
+  // Attach the codes to the elements they bind; a binding the file does not know at all
+  // means the two files come from different generator runs.
+  auto skipped = [&](std::string_view url) {
+    return std::any_of(skipped_value_sets_.begin(), skipped_value_sets_.end(),
+                       [&](const auto& s) { return s.first == url; });
+  };
+  for (ElementDef& el : elements_) {
+    if (el.binding_strength != BindingStrength::required || el.value_set.empty()) continue;
+    bool coded = false;
+    for (const TypeRef& t : el.types) coded = coded || is_coded_type(t.code);
+    if (!coded) continue;
+    const std::string_view url = without_version(el.value_set);
+    el.required_codes = find_value_set(url);
+    if (el.required_codes == nullptr && !skipped(url)) {
+      fail("required codes: " + el.path + " is bound to " + std::string(url) + ", which the codes file does not cover");
+    }
+  }
+}
+
+const ValueSetCodes* TypeModel::find_value_set(std::string_view url) const {
+  auto it = value_set_index_.find(without_version(url));
+  return it == value_set_index_.end() ? nullptr : it->second;
 }
 
 ElementContext& TypeModel::context_for_build(const std::string& name, const TypeInfo* owner) {

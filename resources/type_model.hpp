@@ -7,6 +7,9 @@
 //
 // The model is immutable after loading; all pointers it hands out live as long as it does
 // (for instance(): the whole process), so callers may keep them.
+//
+// It also holds the codes of the value sets that required bindings name, from
+// conformance/r4/required-codes.json (same generator), attached to the elements they bind.
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -14,6 +17,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
+#include <utility>
 #include <vector>
 
 namespace kasama::resources {
@@ -67,7 +72,29 @@ struct StringHash {
 };
 template <typename T>
 using StringMap = std::unordered_map<std::string, T, StringHash, std::equal_to<>>;
+using StringSet = std::unordered_set<std::string, StringHash, std::equal_to<>>;
 }  // namespace detail
+
+// The codes of a value set that a required binding names, expanded from the R4 core
+// ValueSets and CodeSystems (terminologies.html#required: a coded value SHALL be from it).
+struct ValueSetCodes {
+  struct System {
+    std::string url;
+    detail::StringSet codes;
+  };
+  std::string url;               // canonical, without |version
+  std::vector<System> systems;   // usually one
+  detail::StringSet all_codes;   // every system's codes: what a `code` element may hold
+  std::size_t code_count = 0;    // codes over all systems, counting a code once per system
+  // For messages: "male, female, other, unknown" (the first ten codes, then "... (N codes)"),
+  // and the systems, "http://hl7.org/fhir/administrative-gender".
+  std::string listing;
+  std::string system_listing;
+
+  const System* find_system(std::string_view system) const;
+  bool contains(std::string_view code) const { return all_codes.find(code) != all_codes.end(); }
+  bool contains(std::string_view system, std::string_view code) const;
+};
 
 struct TypeRef {
   std::string code;                  // "string", "HumanName", "BackboneElement", "Resource"...
@@ -90,6 +117,10 @@ struct ElementDef {
   std::string content_reference;   // path whose children this element reuses; else empty
   BindingStrength binding_strength = BindingStrength::none;
   std::string value_set;           // binding's ValueSet canonical (may carry |version)
+  // For a required binding on a code, Coding or CodeableConcept element whose value set's
+  // codes are known (required-codes.json): those codes. Null otherwise, and when the model
+  // was loaded without the codes file.
+  const ValueSetCodes* required_codes = nullptr;
   // Where this element's own children are defined when not by its type: a backbone
   // element's inline children, or the element a contentReference points to.
   const ElementContext* children = nullptr;
@@ -154,12 +185,16 @@ struct ChildMatch {
 
 class TypeModel {
  public:
-  // The model of conformance_dir() + "/r4/type-model.json", loaded on first use (thread-safe).
-  // Throws std::runtime_error when the file is missing or malformed.
+  // The model of conformance_dir() + "/r4/type-model.json" with the codes of
+  // "/r4/required-codes.json", loaded on first use (thread-safe). Throws std::runtime_error
+  // when a file is missing or malformed.
   static const TypeModel& instance();
-  static std::unique_ptr<TypeModel> load_file(const std::string& path);
-  // From the file's text; throws std::runtime_error on malformed content.
-  static std::unique_ptr<TypeModel> load_text(std::string_view text);
+  // codes_path/codes_text empty: no value set codes, so no binding is checked. The codes must
+  // cover every required binding of the model (expanded or listed as skipped), or the files
+  // are from different generator runs and loading fails.
+  static std::unique_ptr<TypeModel> load_file(const std::string& path, const std::string& codes_path = {});
+  // From the files' text; throws std::runtime_error on malformed content.
+  static std::unique_ptr<TypeModel> load_text(std::string_view text, std::string_view codes_text = {});
 
   TypeModel(const TypeModel&) = delete;
   TypeModel& operator=(const TypeModel&) = delete;
@@ -186,9 +221,17 @@ class TypeModel {
   ChildMatch child(const ElementContext& parent, std::string_view json_name) const;
   ChildMatch child(std::string_view parent, std::string_view json_name) const;
 
+  // The codes of a value set named by a required binding (url with or without |version);
+  // null when its contents are unknown (skipped: external terminology, filters...).
+  const ValueSetCodes* find_value_set(std::string_view url) const;
+  std::size_t value_set_count() const { return value_sets_.size(); }  // expanded, so checked
+  // Bound value sets whose codes are not checked, sorted, each with the generator's reason.
+  const std::vector<std::pair<std::string, std::string>>& skipped_value_sets() const { return skipped_value_sets_; }
+
  private:
   TypeModel() = default;
   void build(std::string_view text);
+  void build_codes(std::string_view text);
 
   ElementContext& context_for_build(const std::string& name, const TypeInfo* owner);
 
@@ -202,6 +245,9 @@ class TypeModel {
   std::vector<std::string> resource_types_;
   std::vector<std::string> datatypes_;
   std::vector<std::string> primitives_;
+  std::deque<ValueSetCodes> value_sets_;
+  detail::StringMap<const ValueSetCodes*> value_set_index_;
+  std::vector<std::pair<std::string, std::string>> skipped_value_sets_;
 };
 
 }  // namespace kasama::resources

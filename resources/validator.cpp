@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <limits>
 
+#include "resources/narrative.hpp"
+
 namespace kasama::resources {
 namespace {
 
@@ -608,7 +610,9 @@ class Validator {
     const TypeInfo& type = *m.type->info;
     switch (type.kind) {
       case TypeKind::primitive:
-        primitive(v, type, key);
+        if (primitive(v, type, key) && m.element->required_codes != nullptr && type.format == PrimitiveFormat::code) {
+          bound_code(v.get_ref<const std::string&>(), *m.element);
+        }
         return;
       case TypeKind::resource:
         resource(v, &type);
@@ -620,8 +624,83 @@ class Validator {
           return;
         }
         object(v, *m.context, false);
+        if (m.element->required_codes != nullptr) {
+          if (type.name == "CodeableConcept") {
+            bound_codeable_concept(v, *m.element);
+          } else if (type.name == "Coding") {
+            bound_coding(v, *m.element);
+          }
+        }
         return;
     }
+  }
+
+  // ---- required bindings (terminologies.html#required) ----
+  // Only values that are structurally usable are judged; structure issues are reported above.
+
+  static const std::string* string_member(const Json::object_t& obj, std::string_view key) {
+    const Json* v = member(obj, key);
+    return v != nullptr && v->is_string() ? &v->get_ref<const std::string&>() : nullptr;
+  }
+
+  static std::string value_set_text(const ValueSetCodes& vs) { return vs.url + " (" + vs.listing + ")"; }
+  static std::string coded_value_set_text(const ValueSetCodes& vs) {
+    return vs.url + " (codes of " + vs.system_listing + ": " + vs.listing + ")";
+  }
+
+  // A code element: the code of any of the value set's systems.
+  void bound_code(const std::string& code, const ElementDef& e) {
+    const ValueSetCodes& vs = *e.required_codes;
+    if (vs.contains(code)) return;
+    add("code-invalid", e.path + ": " + in_quotes(code) + " is not in " + value_set_text(vs));
+  }
+
+  // A Coding: its system and code together are in the value set. A Coding with neither has
+  // no concept to judge (only extensions); one without a system has no defined meaning.
+  void bound_coding(const Json& v, const ElementDef& e) {
+    const auto& obj = v.get_ref<const Json::object_t&>();
+    const std::string* system = string_member(obj, "system");
+    const std::string* code = string_member(obj, "code");
+    if (system == nullptr && code == nullptr) return;
+    const ValueSetCodes& vs = *e.required_codes;
+    if (system != nullptr && code != nullptr && vs.contains(*system, *code)) return;
+    add("code-invalid", e.path + ": " + coding_text(system, code) + " is not in " + coded_value_set_text(vs));
+  }
+
+  // A CodeableConcept: at least one coding is in the value set; other codings (translations)
+  // may be from anywhere. Text alone does not satisfy a required binding: the concept SHALL
+  // be from the value set. A concept with neither coding nor text (only extensions, such as
+  // a data-absent-reason) has no value to judge.
+  void bound_codeable_concept(const Json& v, const ElementDef& e) {
+    const auto& obj = v.get_ref<const Json::object_t&>();
+    const ValueSetCodes& vs = *e.required_codes;
+    const Json* coding = member(obj, "coding");
+    std::string given;
+    std::size_t coded = 0;
+    if (coding != nullptr && coding->is_array()) {
+      for (const Json& c : coding->get_ref<const Json::array_t&>()) {
+        if (!c.is_object()) continue;
+        const auto& cobj = c.get_ref<const Json::object_t&>();
+        const std::string* system = string_member(cobj, "system");
+        const std::string* code = string_member(cobj, "code");
+        if (system == nullptr && code == nullptr) continue;
+        if (system != nullptr && code != nullptr && vs.contains(*system, *code)) return;
+        if (++coded <= 3) given += (coded > 1 ? ", " : "") + coding_text(system, code);
+      }
+    }
+    if (coded > 0) {
+      if (coded > 3) given += ", ...";
+      add("code-invalid", e.path + ": no coding is from " + coded_value_set_text(vs) + "; given " + given);
+    } else if (member(obj, "text") != nullptr) {
+      add("code-invalid", e.path + ": only text is given, but the required binding needs a coding from " +
+                              coded_value_set_text(vs));
+    }
+  }
+
+  static std::string coding_text(const std::string* system, const std::string* code) {
+    if (system == nullptr) return "code " + in_quotes(*code) + " without a system";
+    if (code == nullptr) return "system " + *system + " without a code";
+    return in_quotes(*system + "|" + *code);
   }
 
   void wrong_json_type(const Json& v, const TypeInfo& type, const std::string& key) {
@@ -631,42 +710,49 @@ class Validator {
     add("structure", std::move(message));
   }
 
-  void primitive(const Json& v, const TypeInfo& type, const std::string& key) {
+  // Whether the value is a valid string-valued primitive (true only for JSON strings), so
+  // that callers may judge it further.
+  bool primitive(const Json& v, const TypeInfo& type, const std::string& key) {
     switch (type.json) {
       case JsonKind::boolean:
         if (!v.is_boolean()) wrong_json_type(v, type, key);
-        return;
+        return false;
       case JsonKind::number:
         number(v, type, key);
-        return;
+        return false;
       case JsonKind::string:
         break;
       case JsonKind::object:
-        return;
+        return false;
     }
     if (!v.is_string()) {
       wrong_json_type(v, type, key);
-      return;
+      return false;
     }
     const auto& s = v.get_ref<const std::string&>();
     if (s.empty()) {
       add("structure", "Element " + in_quotes(key) + " is an empty string; leave it out instead");
-      return;
+      return false;
     }
     switch (check_characters(s, has_length_limit(type.format))) {
       case StringProblem::control_character:
         add("value", "Element " + in_quotes(key) + " contains a control character (only tab, CR and LF are allowed)");
-        return;
+        return false;
       case StringProblem::too_long:
         add("value", "Element " + in_quotes(key) + " is longer than the 1MB limit for strings");
-        return;
+        return false;
       case StringProblem::none:
         break;
     }
     if (!valid_string_format(type.format, s)) {
       add("value", "Element " + in_quotes(key) + " has value " + in_quotes(s) + ", which is not " +
                        format_description(type.format));
+      return false;
     }
+    if (type.format == PrimitiveFormat::xhtml) {
+      for (std::string& problem : check_narrative(s)) add("value", "Element " + in_quotes(key) + ": " + problem);
+    }
+    return true;
   }
 
   void number(const Json& v, const TypeInfo& type, const std::string& key) {

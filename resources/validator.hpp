@@ -2,7 +2,16 @@
 // Structural validation of FHIR R4 JSON resources (json.html, datatypes.html): every
 // property is defined where it appears, arrays exactly where elements repeat, primitives of
 // the right JSON type and lexical form, primitive extensions ("_x") well formed and aligned,
-// required elements present. Invariants, terminology bindings and profiles are not checked.
+// required elements present. Also:
+// - required bindings (terminologies.html#required) on code, Coding and CodeableConcept
+//   elements whose value set is known from the core definitions (TypeModel::find_value_set;
+//   value sets of external terminologies such as SNOMED CT, UCUM or MIME types are not
+//   checked): a code is one of the set's codes; a Coding's system and code are in the set; a
+//   CodeableConcept has at least one such coding (text alone does not do) -> "code-invalid";
+// - narrative XHTML (Narrative.div): well-formed, a <div> in the XHTML namespace, only the
+//   elements and attributes of txt-1, some content (txt-2), no active content (narrative.hpp)
+//   -> "value".
+// Other invariants, extensible/preferred bindings and profiles are not checked.
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -14,7 +23,7 @@
 namespace kasama::resources {
 
 struct ValidationIssue {
-  std::string code;        // FHIR IssueType: "structure", "value" or "required"
+  std::string code;        // FHIR IssueType: "structure", "value", "required" or "code-invalid"
   std::string expression;  // where: "Patient.name[0].given[1]", "Bundle.entry[3].resource.subject"
   std::string message;     // names the element and what is wrong, in plain English
 };

@@ -199,11 +199,7 @@ std::string prefix_expression(const std::string& expr, const Entry& e) {
 RestResponse run_transaction(FhirService& service, const RestRequest& req, const std::vector<Entry>& entries) {
   Services& svc = service.services();
   const ReturnPref pref = return_preference(req);
-  for (int attempt = 0;; ++attempt) {
-    Context ctx(svc);
-    ctx.in_transaction_bundle = true;
-    try {
-      ctx.begin();
+  return in_transaction(svc, true, [&](Context& ctx) {
       std::vector<RestRequest> requests;
       requests.reserve(entries.size());
       for (const auto& e : entries) requests.push_back(entry_request(e, req));
@@ -339,23 +335,12 @@ RestResponse run_transaction(FhirService& service, const RestRequest& req, const
         if (err.entry >= 0) rethrow_for_entry(err, entries[static_cast<std::size_t>(err.entry)]);
         throw;
       }
-      ctx.commit();
       BundleWriter b("transaction-response");
       for (std::size_t i = 0; i < entries.size(); ++i) add_response(b, responses[i], entries[i].method, pref, req.base_url);
       RestResponse out;
       out.body = b.finish();
       return out;
-    } catch (const RetryTransaction&) {
-      ctx.rollback();
-      if (attempt >= 8) throw FhirError(409, "transient", "The transaction conflicted with concurrent requests; retry it");
-    } catch (const storage::DbError& e) {
-      ctx.rollback();
-      if (!e.deadlock_or_timeout() || attempt >= 8) throw;
-    } catch (...) {
-      ctx.rollback();
-      throw;
-    }
-  }
+  });
 }
 
 RestResponse run_batch(FhirService& service, const RestRequest& req, const std::vector<Entry>& entries) {

@@ -37,7 +37,7 @@ RestResponse history(Context& ctx, const RestRequest& req, const Route& r) {
       q.since = range->lo;
     } else if (name == "_at") {
       for (const auto& v : split_list(value)) {
-        auto range = resources::parse_fhir_time_range(v);
+        auto range = resources::parse_fhir_time_range(unescape(v));
         if (!range) throw FhirError(400, "value", "_at must be a date or dateTime such as 2024-05-01", "_at");
         q.at.emplace_back(range->lo, range->hi);
       }

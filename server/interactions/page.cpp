@@ -41,18 +41,4 @@ std::string self_url(const RestRequest& req, std::initializer_list<const char*> 
   return url;
 }
 
-std::vector<std::string> split_list(const std::string& value) {
-  std::vector<std::string> out(1);
-  for (std::size_t i = 0; i < value.size(); ++i) {
-    if (value[i] == '\\' && i + 1 < value.size()) {
-      out.back().push_back(value[++i]);
-    } else if (value[i] == ',') {
-      out.emplace_back();
-    } else {
-      out.back().push_back(value[i]);
-    }
-  }
-  return out;
-}
-
 }  // namespace kasama::server

@@ -22,6 +22,4 @@ PageParams page_params(Context& ctx, const RestRequest& req, std::initializer_li
 // parameters a lenient request had ignored).
 std::string self_url(const RestRequest& req, std::initializer_list<const char*> drop = {});
 
-std::vector<std::string> split_list(const std::string& value);  // comma-separated, with \, escapes
-
 }  // namespace kasama::server

@@ -25,26 +25,34 @@ RestResponse FhirService::dispatch(Context& ctx, const RestRequest& req, const R
   throw FhirError(500, "exception", "unrouted interaction");
 }
 
-RestResponse FhirService::run_write(const RestRequest& req, const Route& r) {
-  for (int attempt = 0;; ++attempt) {
-    Context ctx(svc_);
+RestResponse in_transaction(Services& svc, bool transaction_bundle, const std::function<RestResponse(Context&)>& body) {
+  constexpr int kAttempts = 8;
+  for (int attempt = 1;; ++attempt) {
+    Context ctx(svc);
+    ctx.in_transaction_bundle = transaction_bundle;
     try {
       ctx.begin();
-      RestResponse resp = dispatch(ctx, req, r);
+      RestResponse resp = body(ctx);
       check_integrity(ctx);
       ctx.commit();
       return resp;
     } catch (const RetryTransaction&) {
       ctx.rollback();
-      if (attempt >= 8) throw FhirError(409, "transient", "The request conflicted with concurrent requests; retry it");
+      if (attempt == kAttempts) {
+        throw FhirError(409, "transient", "The request conflicted with concurrent requests; retry it");
+      }
     } catch (const storage::DbError& e) {
       ctx.rollback();
-      if (!e.deadlock_or_timeout() || attempt >= 8) throw;
+      if (!e.deadlock_or_timeout() || attempt == kAttempts) throw;
     } catch (...) {
       ctx.rollback();
       throw;
     }
   }
+}
+
+RestResponse FhirService::run_write(const RestRequest& req, const Route& r) {
+  return in_transaction(svc_, false, [&](Context& ctx) { return dispatch(ctx, req, r); });
 }
 
 RestResponse FhirService::run_read(const RestRequest& req, const Route& r) {

@@ -2,6 +2,8 @@
 // The one place every FHIR request passes through, before and after storage: routing,
 // the transaction around each write (retried on deadlock or a lost conditional-create
 // race), batch and transaction Bundles. Access decisions and audit records hook in here.
+#include <functional>
+
 #include "server/interactions/context.hpp"
 #include "server/interactions/interactions.hpp"
 #include "server/interactions/rest.hpp"
@@ -28,5 +30,9 @@ class FhirService {
 };
 
 RestResponse process_bundle(FhirService& service, const RestRequest& req);
+
+// Runs body in a fresh Context inside a database transaction, checks referential integrity
+// and commits; runs it again from the start on deadlock or RetryTransaction.
+RestResponse in_transaction(Services& svc, bool transaction_bundle, const std::function<RestResponse(Context&)>& body);
 
 }  // namespace kasama::server

@@ -405,20 +405,34 @@ Criteria parse_criteria(std::string_view query) {
 
 namespace {
 
-std::vector<std::string> split_commas(const std::string& v) {
-  // A backslash escapes a comma that belongs to the value (search.html "Escaping").
+}  // namespace
+
+std::vector<std::string> split_list(const std::string& value) {
   std::vector<std::string> out(1);
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    if (v[i] == '\\' && i + 1 < v.size() && (v[i + 1] == ',' || v[i + 1] == '\\' || v[i + 1] == '|' || v[i + 1] == '$')) {
-      out.back().push_back(v[++i]);
-    } else if (v[i] == ',') {
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    if (value[i] == '\\' && i + 1 < value.size()) {
+      // "\," is a comma of the value; other escapes are kept for the next step to read.
+      if (value[i + 1] != ',') out.back().push_back('\\');
+      out.back().push_back(value[++i]);
+    } else if (value[i] == ',') {
       out.emplace_back();
     } else {
-      out.back().push_back(v[i]);
+      out.back().push_back(value[i]);
     }
   }
   return out;
 }
+
+std::string unescape(std::string_view value) {
+  std::string out;
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    if (value[i] == '\\' && i + 1 < value.size()) ++i;
+    out.push_back(value[i]);
+  }
+  return out;
+}
+
+namespace {
 
 // The first unescaped '|' splits system and code.
 std::optional<std::size_t> token_bar(const std::string& v) {
@@ -444,20 +458,21 @@ std::vector<std::pair<std::uint64_t, std::string>> match_criteria(Context& ctx, 
   for (const auto& [name, value] : criteria) {
     std::vector<std::pair<std::uint64_t, std::string>> matches;
     if (name == "_id") {
-      for (const auto& id : split_commas(value)) {
+      for (const auto& escaped : split_list(value)) {
+        const std::string id = unescape(escaped);
         auto cur = store.current(ctx.db(), type, id, storage::Lock::kNone);
         if (cur && !cur->deleted) matches.emplace_back(cur->pk, id);
       }
     } else if (name == "identifier") {
-      for (const auto& raw : split_commas(value)) {
+      for (const auto& raw : split_list(value)) {
         std::optional<std::string> sys, val;
         if (auto bar = token_bar(raw)) {
-          sys = percent_decode(raw.substr(0, *bar), false);
-          std::string v = raw.substr(*bar + 1);
+          sys = unescape(raw.substr(0, *bar));
+          std::string v = unescape(raw.substr(*bar + 1));
           if (!v.empty()) val = v;
           if (sys->empty() && !val) throw FhirError(400, "invalid", "identifier criteria '|' names nothing", name);
         } else {
-          val = raw;
+          val = unescape(raw);
         }
         for (auto& m : store.find_by_token(ctx.db(), type, "identifier", sys, val, 1000)) matches.push_back(std::move(m));
       }

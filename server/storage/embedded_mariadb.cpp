@@ -29,32 +29,13 @@ std::string tail(const fs::path& p, std::size_t n = 2000) {
   return s.size() > n ? s.substr(s.size() - n) : s;
 }
 
-// Runs a program to completion with stdout/stderr appended to log; returns its exit code.
-int run(const std::vector<std::string>& args, const fs::path& log) {
+// Starts a program with stdout/stderr appended to log. A detached one gets its own session,
+// so that Ctrl-C in the terminal reaches only the server, which stops MariaDB in order.
+int launch(const std::vector<std::string>& args, const fs::path& log, bool detach) {
   pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
-    FILE* f = std::fopen(log.c_str(), "a");
-    if (f) {
-      dup2(fileno(f), 1);
-      dup2(fileno(f), 2);
-    }
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execvp(argv[0], argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
-int spawn(const std::vector<std::string>& args, const fs::path& log) {
-  pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    setsid();  // Ctrl-C in the terminal reaches the server, which stops MariaDB in order.
+    if (detach) setsid();
     FILE* f = std::fopen(log.c_str(), "a");
     if (f) {
       dup2(fileno(f), 1);
@@ -67,6 +48,13 @@ int spawn(const std::vector<std::string>& args, const fs::path& log) {
     _exit(127);
   }
   return pid;
+}
+
+// Runs a program to completion; returns its exit code.
+int run(const std::vector<std::string>& args, const fs::path& log) {
+  int status = 0;
+  waitpid(launch(args, log, false), &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
 bool alive(int pid) { return pid > 0 && kill(pid, 0) == 0; }
@@ -152,7 +140,7 @@ void EmbeddedMariaDb::start() {
                                      "--max-allowed-packet=1G",
                                      "--default-time-zone=+00:00"};
     if (as_root) args.push_back("--user=root");
-    pid_ = spawn(args, dir_ / "mariadbd.out");
+    pid_ = launch(args, dir_ / "mariadbd.out", true);
     running_ = true;
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);

@@ -968,6 +968,22 @@ describe('search (identifier, _id)', () => {
     });
   }
 
+  for (const v of ['a,b', 'x|y', 'p\\q', 'sp ace', '100%', 'a+b', '$x', '笠間,市']) {
+    test(`identifier value ${JSON.stringify(v)} is found with search escaping (\\, \\| \\\\ \\$) by search and If-None-Exist`, async () => {
+      const system = `urn:kasama-e2e:${uid('esc')}`;
+      const c = await post('/Patient', { resourceType: 'Patient', identifier: [{ system, value: v }] });
+      assert.equal(c.status, 201, c.text);
+      const esc = v.replace(/[\\,|$]/g, (m) => `\\${m}`);
+      const q = encodeURIComponent(`${system}|${esc}`);
+      const r = await get(`/Patient?identifier=${q}`);
+      assert.equal(r.status, 200, r.text);
+      assert.deepEqual((r.json.entry ?? []).map((e) => e.resource.id), [c.json.id]);
+      const again = await post('/Patient', { resourceType: 'Patient', identifier: [{ system, value: v }] }, { headers: { 'if-none-exist': `identifier=${q}` } });
+      assert.equal(again.status, 200, again.text);
+      assert.equal(again.json.id, c.json.id);
+    });
+  }
+
   test('_id search and _id combined with identifier (AND)', async () => {
     const p = await createPatient();
     const q = await createPatient();

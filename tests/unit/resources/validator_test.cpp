@@ -6,11 +6,16 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <span>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "resources/json.hpp"
+#include "resources/narrative.hpp"
 #include "resources/paths.hpp"
 #include "resources/type_model.hpp"
 #include "resources/validator.hpp"
@@ -61,6 +66,24 @@ std::string read_file(const fs::path& p) {
 }
 
 const fs::path kShared = KASAMA_SHARED_DIR;
+
+// Validates each case and compares the issues' codes and expressions with the expected ones.
+void check_cases(const std::vector<Case>& cases) {
+  for (const Case& c : cases) {
+    BOOST_TEST_CONTEXT(c.name) {
+      Json input = parse_or_fail(c.input);
+      auto issues = validate_resource(input);
+      BOOST_TEST(issues.size() == c.issues.size(), c.name << ": expected " << c.issues.size() << " issue(s), got" << describe(issues));
+      for (const Expected& e : c.issues) {
+        bool found = std::any_of(issues.begin(), issues.end(), [&](const ValidationIssue& i) {
+          return i.code == e.code && i.expression == e.expression;
+        });
+        BOOST_TEST(found, c.name << ": expected [" << e.code << "] " << e.expression << ", got" << describe(issues));
+      }
+      for (const auto& i : issues) BOOST_TEST(!i.message.empty());
+    }
+  }
+}
 
 // One Observation shell the value[x] cases fill in.
 std::string observation(const std::string& extra) {
@@ -281,20 +304,7 @@ BOOST_AUTO_TEST_CASE(table_of_valid_and_invalid_resources) {
   };
 
   BOOST_TEST(cases.size() >= 40u);
-  for (const Case& c : cases) {
-    BOOST_TEST_CONTEXT(c.name) {
-      Json input = parse_or_fail(c.input);
-      auto issues = validate_resource(input);
-      BOOST_TEST(issues.size() == c.issues.size(), c.name << ": expected " << c.issues.size() << " issue(s), got" << describe(issues));
-      for (const Expected& e : c.issues) {
-        bool found = std::any_of(issues.begin(), issues.end(), [&](const ValidationIssue& i) {
-          return i.code == e.code && i.expression == e.expression;
-        });
-        BOOST_TEST(found, c.name << ": expected [" << e.code << "] " << e.expression << ", got" << describe(issues));
-      }
-      for (const auto& i : issues) BOOST_TEST(!i.message.empty());
-    }
-  }
+  check_cases(cases);
 }
 
 BOOST_AUTO_TEST_CASE(messages_name_the_element) {
@@ -306,6 +316,371 @@ BOOST_AUTO_TEST_CASE(messages_name_the_element) {
   auto choice = validate_resource(parse_or_fail(observation(R"("value":5)")));
   BOOST_REQUIRE_EQUAL(choice.size(), 1u);
   BOOST_TEST(choice[0].message.find("valueQuantity") != std::string::npos, choice[0].message);
+}
+
+// ---- required bindings (terminologies.html#required) ----
+
+BOOST_AUTO_TEST_CASE(required_bindings) {
+  const std::string units = R"({"resourceType":"MedicationRequest","status":"active","intent":"order",
+      "subject":{"reference":"Patient/1"},"medicationCodeableConcept":{"text":"m"},
+      "dosageInstruction":[{"timing":{"repeat":{"frequency":1,"period":1,"periodUnit":"%"}}}]})";
+  auto with_unit = [&](const char* unit) {
+    std::string s = units;
+    s.replace(s.find('%'), 1, unit);
+    return s;
+  };
+  const std::string unit_day = with_unit("d");
+  const std::string unit_days = with_unit("days");
+  auto condition = [](const char* clinical_status) {
+    return std::string(R"({"resourceType":"Condition","subject":{"reference":"Patient/1"},"clinicalStatus":)") +
+           clinical_status + "}";
+  };
+  const std::string cc_coded = condition(
+      R"({"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"}],"text":"Active"})");
+  const std::string cc_translation = condition(
+      R"({"coding":[{"system":"http://snomed.info/sct","code":"55561003"},{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"resolved"}]})");
+  const std::string cc_absent = condition(
+      R"({"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]})");
+  const std::string cc_text_only = condition(R"({"text":"active"})");
+  const std::string cc_other_system = condition(R"({"coding":[{"system":"http://snomed.info/sct","code":"55561003"}]})");
+  const std::string cc_bad_code = condition(
+      R"({"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"Active"}]})");
+  const std::string cc_no_system = condition(R"({"coding":[{"code":"active"}]})");
+  const std::string cc_r3_system = condition(R"({"coding":[{"system":"http://hl7.org/fhir/condition-clinical","code":"active"}]})");
+  const std::string obs_comparator = observation(R"("valueQuantity":{"value":1,"comparator":"<="})");
+  const std::string obs_bad_comparator = observation(R"("valueQuantity":{"value":1,"comparator":"=="})");
+
+  const std::vector<Case> cases = {
+      // ---- valid ----
+      {"gender female", R"({"resourceType":"Patient","gender":"female"})", {}},
+      {"gender unknown", R"({"resourceType":"Patient","gender":"unknown"})", {}},
+      {"nested code system concept (observation-status corrected under amended)",
+       R"({"resourceType":"Observation","status":"corrected","code":{"text":"x"}})", {}},
+      {"binding with |version (Patient.link.type)",
+       R"({"resourceType":"Patient","link":[{"other":{"reference":"Patient/2"},"type":"seealso"}]})", {}},
+      {"value set with an explicit concept list (units-of-time d)", unit_day.c_str(), {}},
+      {"quantity comparator in a datatype", obs_comparator.c_str(), {}},
+      {"codeable concept with a coding from the set and text", cc_coded.c_str(), {}},
+      {"codeable concept with a translation besides the coding from the set", cc_translation.c_str(), {}},
+      {"codeable concept with only a data-absent-reason extension", cc_absent.c_str(), {}},
+      {"code given only as an extension", R"({"resourceType":"Patient","_gender":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}})", {}},
+      {"codeable concept binding on SupplyDelivery.type",
+       R"({"resourceType":"SupplyDelivery","type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/supply-item-type","code":"device"}]}})",
+       {}},
+      {"resource types (148 codes)",
+       R"({"resourceType":"SearchParameter","url":"http://x/sp","name":"n","status":"draft","description":"d","code":"c",
+           "base":["Patient","Observation"],"type":"token"})",
+       {}},
+      {"value set of an external terminology is not checked (mimetypes)",
+       R"({"resourceType":"Binary","contentType":"application/x-anything"})", {}},
+      {"value set outside the core definitions is not checked (v3 confidentiality)",
+       R"({"resourceType":"Composition","status":"final","type":{"text":"t"},"date":"2020","author":[{"display":"a"}],
+           "title":"t","confidentiality":"ZZZ"})",
+       {}},
+      {"codes inside a transaction bundle",
+       R"({"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","gender":"male"},
+           "request":{"method":"POST","url":"Patient"}}]})",
+       {}},
+      // ---- invalid ----
+      {"gender not in the set", R"({"resourceType":"Patient","gender":"unknown-code"})", {{"code-invalid", "Patient.gender"}}},
+      {"codes are case-sensitive", R"({"resourceType":"Patient","gender":"Male"})", {{"code-invalid", "Patient.gender"}}},
+      {"a code of another value set", R"({"resourceType":"Patient","gender":"active"})", {{"code-invalid", "Patient.gender"}}},
+      {"observation status", R"({"resourceType":"Observation","status":"done","code":{"text":"x"}})",
+       {{"code-invalid", "Observation.status"}}},
+      {"abstract code (item-type question is notSelectable)",
+       R"({"resourceType":"Questionnaire","status":"draft","item":[{"linkId":"1","type":"question"}]})",
+       {{"code-invalid", "Questionnaire.item[0].type"}}},
+      {"versioned binding, code not in the set",
+       R"({"resourceType":"Patient","link":[{"other":{"reference":"Patient/2"},"type":"sameas"}]})",
+       {{"code-invalid", "Patient.link[0].type"}}},
+      {"explicit concept list, code not in it", unit_days.c_str(),
+       {{"code-invalid", "MedicationRequest.dosageInstruction[0].timing.repeat.periodUnit"}}},
+      {"quantity comparator not in the set", obs_bad_comparator.c_str(), {{"code-invalid", "Observation.valueQuantity.comparator"}}},
+      {"narrative status", R"({"resourceType":"Patient","text":{"status":"done","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"}})",
+       {{"code-invalid", "Patient.text.status"}}},
+      {"repeating code, second value wrong",
+       R"({"resourceType":"SearchParameter","url":"http://x/sp","name":"n","status":"draft","description":"d","code":"c",
+           "base":["Patient","Bogus"],"type":"token"})",
+       {{"code-invalid", "SearchParameter.base[1]"}}},
+      {"codeable concept with text only", cc_text_only.c_str(), {{"code-invalid", "Condition.clinicalStatus"}}},
+      {"codeable concept with a coding of another system only", cc_other_system.c_str(), {{"code-invalid", "Condition.clinicalStatus"}}},
+      {"codeable concept with the set's system and a wrong code", cc_bad_code.c_str(), {{"code-invalid", "Condition.clinicalStatus"}}},
+      {"codeable concept coding without a system", cc_no_system.c_str(), {{"code-invalid", "Condition.clinicalStatus"}}},
+      {"codeable concept coding with the STU3 system url", cc_r3_system.c_str(), {{"code-invalid", "Condition.clinicalStatus"}}},
+      {"in a contained resource",
+       R"({"resourceType":"Patient","contained":[{"resourceType":"Observation","status":"bogus","code":{"text":"x"}}]})",
+       {{"code-invalid", "Patient.contained[0].status"}}},
+      {"in a bundle entry",
+       R"({"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","gender":"x"}}]})",
+       {{"code-invalid", "Bundle.entry[0].resource.gender"}}},
+      {"bundle type and request method",
+       R"({"resourceType":"Bundle","type":"transactions","entry":[{"resource":{"resourceType":"Patient"},"request":{"method":"post","url":"Patient"}}]})",
+       {{"code-invalid", "Bundle.type"}, {"code-invalid", "Bundle.entry[0].request.method"}}},
+      {"a malformed code is a value issue, not also code-invalid",
+       R"({"resourceType":"Observation","status":" final","code":{"text":"x"}})", {{"value", "Observation.status"}}},
+  };
+  BOOST_TEST(cases.size() >= 30u);
+  check_cases(cases);
+}
+
+BOOST_AUTO_TEST_CASE(required_binding_messages) {
+  auto code = validate_resource(parse_or_fail(R"({"resourceType":"Patient","gender":"unknown-code"})"));
+  BOOST_REQUIRE_EQUAL(code.size(), 1u);
+  BOOST_TEST(code[0].message ==
+             "Patient.gender: 'unknown-code' is not in http://hl7.org/fhir/ValueSet/administrative-gender "
+             "(male, female, other, unknown)");
+  // Long value sets list ten codes and the count.
+  auto many = validate_resource(parse_or_fail(
+      R"({"resourceType":"SearchParameter","url":"http://x/sp","name":"n","status":"draft","description":"d","code":"c","base":["Patientt"],"type":"token"})"));
+  BOOST_REQUIRE_EQUAL(many.size(), 1u);
+  BOOST_TEST(many[0].message.find("'Patientt' is not in http://hl7.org/fhir/ValueSet/resource-types (Account, ") != std::string::npos,
+             many[0].message);
+  BOOST_TEST(many[0].message.find("... (148 codes)") != std::string::npos, many[0].message);
+  auto cc = validate_resource(parse_or_fail(
+      R"({"resourceType":"Condition","subject":{"reference":"Patient/1"},"clinicalStatus":{"coding":[{"system":"http://snomed.info/sct","code":"55561003"}]}})"));
+  BOOST_REQUIRE_EQUAL(cc.size(), 1u);
+  BOOST_TEST(cc[0].message.find("http://snomed.info/sct|55561003") != std::string::npos, cc[0].message);
+  BOOST_TEST(cc[0].message.find("http://terminology.hl7.org/CodeSystem/condition-clinical: active, recurrence") != std::string::npos,
+             cc[0].message);
+  auto text = validate_resource(parse_or_fail(
+      R"({"resourceType":"Condition","subject":{"reference":"Patient/1"},"clinicalStatus":{"text":"active"}})"));
+  BOOST_REQUIRE_EQUAL(text.size(), 1u);
+  BOOST_TEST(text[0].message.find("only text") != std::string::npos, text[0].message);
+}
+
+BOOST_AUTO_TEST_CASE(required_codes_in_the_model) {
+  const TypeModel& m = TypeModel::instance();
+  // 226 value sets are bound with strength required to coded elements: 219 are expanded from
+  // the core definitions, 7 need terminologies or versions that are not there.
+  BOOST_TEST(m.value_set_count() == 219u);
+  BOOST_TEST(m.skipped_value_sets().size() == 7u);
+  const auto* gender = m.find_value_set("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1");
+  BOOST_REQUIRE(gender);
+  BOOST_TEST(gender == m.find_value_set("http://hl7.org/fhir/ValueSet/administrative-gender"));
+  BOOST_TEST(gender->code_count == 4u);
+  BOOST_TEST(gender->contains("other"));
+  BOOST_TEST(gender->contains("http://hl7.org/fhir/administrative-gender", "other"));
+  BOOST_TEST(!gender->contains("http://hl7.org/fhir/v3/AdministrativeGender", "other"));
+  BOOST_TEST(m.find_element("Patient.gender")->required_codes == gender);
+  BOOST_TEST(m.find_element("Quantity.comparator")->required_codes != nullptr);
+  BOOST_TEST(m.find_element("Condition.clinicalStatus")->required_codes != nullptr);
+  // Not checked: external terminologies, and bindings that are not required.
+  BOOST_TEST(m.find_value_set("http://hl7.org/fhir/ValueSet/mimetypes") == nullptr);
+  BOOST_TEST(m.find_element("Attachment.contentType")->required_codes == nullptr);
+  BOOST_TEST(m.find_element("Observation.code")->required_codes == nullptr);
+  // The R5 DetectedIssue status value set in the redistributed file is not R4's.
+  BOOST_TEST(m.find_element("DetectedIssue.status")->required_codes == nullptr);
+  const auto& skipped = m.skipped_value_sets();
+  BOOST_TEST(std::is_sorted(skipped.begin(), skipped.end()));
+  for (const auto& [url, reason] : skipped) BOOST_TEST(!reason.empty(), url);
+
+  // A model loaded without the codes file checks no bindings.
+  auto bare = TypeModel::load_file(kasama::resources::conformance_dir() + "/r4/type-model.json");
+  BOOST_TEST(bare->value_set_count() == 0u);
+  BOOST_TEST(validate_resource(parse_or_fail(R"({"resourceType":"Patient","gender":"x"})"), *bare).empty());
+  // A codes file that does not cover the model's bindings is refused.
+  BOOST_CHECK_THROW(TypeModel::load_text(read_file(kasama::resources::conformance_dir() + "/r4/type-model.json"),
+                                         R"({"fhirVersion":"4.0.1","valueSets":{},"skipped":{}})"),
+                    std::runtime_error);
+}
+
+// ---- narrative (Narrative.div: txt-1, txt-2, narrative.html) ----
+
+namespace {
+
+struct NarrativeCase {
+  const char* name;
+  std::string xhtml;
+  std::vector<const char*> problems;  // a fragment of each expected issue's message; empty: valid
+};
+
+std::string patient_with_div(const std::string& xhtml) {
+  std::string out = R"({"resourceType":"Patient","text":{"status":"generated","div":)";
+  kasama::resources::append_json_string(out, xhtml);
+  out += "}}";
+  return out;
+}
+
+const std::string kDiv = R"(<div xmlns="http://www.w3.org/1999/xhtml">)";
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(narrative_xhtml) {
+  const std::vector<NarrativeCase> cases = {
+      // ---- valid ----
+      {"paragraph", kDiv + "<p>Peter James Chalmers</p></div>", {}},
+      {"japanese text with U+3000 and full-width digits",
+       kDiv + "<p>山田\u3000太郎（ヤマダ タロウ）</p><p>東京都千代田区千代田１－１</p></div>", {}},
+      {"style and class attributes", kDiv + R"(<p style="color: red; font-weight: bold" class="highlight">x</p></div>)", {}},
+      {"table",
+       kDiv + R"(<table class="grid" border="1" cellpadding="2"><caption>c</caption><thead><tr><th scope="col">a</th></tr></thead>)"
+              R"(<tbody><tr><td colspan="2" rowspan="1" style="white-space:nowrap" valign="top">b</td></tr></tbody><tfoot><tr><td>f</td></tr></tfoot></table></div>)",
+       {}},
+      {"href with urn:uuid", kDiv + R"(<a href="urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a">subject</a></div>)", {}},
+      {"relative href, anchor and name", kDiv + R"(<a name="top"/><a href="Patient/123">p</a> <a href="#top" title="t">up</a></div>)", {}},
+      {"image as the only content", kDiv + R"(<img src="#photo" alt="photo"/></div>)", {}},
+      {"image with a data: URL and text",
+       kDiv + R"(<p>x<img src="data:image/png;base64,iVBORw0KGgo=" width="10" height="10"/></p></div>)", {}},
+      {"character and predefined entities", kDiv + "<p>a &amp; b &lt; c &#160; &#x3042;</p></div>", {}},
+      {"lang and xml:lang", R"(<div xmlns="http://www.w3.org/1999/xhtml" lang="ja" xml:lang="ja">日本語</div>)", {}},
+      {"comment and CDATA", kDiv + "<!-- generated --><p><![CDATA[a < b]]></p></div>", {}},
+      {"lists, headings and inline elements",
+       kDiv + "<h1>h</h1><h6>h</h6><ul><li>a</li></ul><ol start=\"2\"><li>b</li></ol><dl><dt>t</dt><dd>d</dd></dl>"
+              "<pre>p</pre><code>c</code><b>b</b><i>i</i><em>e</em><strong>s</strong><sub>1</sub><sup>2</sup><br/><hr/>"
+              "<span>s</span><blockquote cite=\"http://x\">q</blockquote><q>q</q><small>s</small><big>b</big><tt>t</tt></div>",
+       {}},
+      {"no-break space is content", kDiv + "\u00a0</div>", {}},
+      {"XHTML namespace with a prefix",
+       R"(<x:div xmlns:x="http://www.w3.org/1999/xhtml"><x:p>a</x:p></x:div>)", {}},
+      {"XML declaration", R"(<?xml version="1.0" encoding="UTF-8"?>)" + kDiv + "x</div>", {}},
+      // ---- invalid ----
+      {"script element", kDiv + "<p>x</p><script>alert(1)</script></div>", {"<script> is not allowed in narrative"}},
+      {"style element", kDiv + "<style>p { color: red }</style><p>x</p></div>", {"<style> is not allowed"}},
+      {"form and input", kDiv + R"(<form action="http://x"><input name="a"/></form>x</div>)",
+       {"<form> is not allowed", "<input> is not allowed"}},
+      {"iframe", kDiv + R"(<iframe src="http://x"/>x</div>)", {"<iframe> is not allowed"}},
+      {"object and embed", kDiv + R"(<object data="x"/><embed src="x"/>x</div>)",
+       {"<object> is not allowed", "<embed> is not allowed"}},
+      {"base, link and meta", kDiv + R"(<base href="http://x/"/><link rel="stylesheet" href="x.css"/><meta charset="utf-8"/>x</div>)",
+       {"<base> is not allowed", "<link> is not allowed", "<meta> is not allowed"}},
+      {"event attribute", kDiv + R"x(<p onclick="steal()">x</p></div>)x", {"event attribute onclick on <p>"}},
+      {"javascript: URL in any case and with whitespace", kDiv + "<a href=\" JavaScript&#9;:alert(1)\">x</a></div>",
+       {"the href of <a> is a script URL"}},
+      {"vbscript: URL in img src", kDiv + R"x(<img src="vbscript:msgbox(1)"/>x</div>)x", {"the src of <img> is a script URL"}},
+      {"attribute outside the list", kDiv + R"(<a href="http://x" target="_blank">x</a></div>)", {"attribute target on <a>"}},
+      {"xlink attribute", kDiv + R"(<a xmlns:xlink="http://www.w3.org/1999/xlink" xlink:href="http://x">x</a></div>)",
+       {"attribute xlink:href on <a>"}},
+      {"root is not a div", R"(<p xmlns="http://www.w3.org/1999/xhtml">x</p>)", {"the root element must be a <div>"}},
+      {"div without the XHTML namespace", "<div>x</div>", {"not <div> without a namespace"}},
+      {"div in another namespace", R"(<div xmlns="http://hl7.org/fhir">x</div>)", {"in namespace http://hl7.org/fhir"}},
+      {"html document", R"(<html xmlns="http://www.w3.org/1999/xhtml"><head><title>t</title></head><body>x</body></html>)",
+       {"not <html>", "<head> is not allowed", "<title> is not allowed", "<body> is not allowed"}},
+      {"SVG inside", kDiv + R"(x<svg xmlns="http://www.w3.org/2000/svg"><circle r="1"/></svg></div>)",
+       {"<svg> is not an XHTML element", "<circle> is not an XHTML element"}},
+      {"unclosed element", kDiv + "<p>x</div>", {"not well-formed XML: Opening and ending tag mismatch"}},
+      {"HTML entity not defined in XML", kDiv + "a&nbsp;b</div>", {"not well-formed XML: Entity 'nbsp' not defined"}},
+      {"plain text", "just text", {"not well-formed XML"}},
+      {"content after the root", kDiv + "x</div><p>y</p>", {"not well-formed XML: Extra content"}},
+      {"external entity (XXE)",
+       "<!DOCTYPE div [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><div xmlns=\"http://www.w3.org/1999/xhtml\">&xxe;</div>",
+       {"a DOCTYPE is not allowed"}},
+      {"entity expansion bomb",
+       "<!DOCTYPE div [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\"><!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">]>"
+       "<div xmlns=\"http://www.w3.org/1999/xhtml\">&c;</div>",
+       {"a DOCTYPE is not allowed"}},
+      {"processing instruction", kDiv + R"(<?xml-stylesheet href="x.css"?>x</div>)", {"processing instructions (<?xml-stylesheet"}},
+      {"whitespace only (txt-2)", kDiv + "\n    </div>", {"no content"}},
+      {"empty elements only", kDiv + "<p> </p><br/><table><tr><td/></tr></table></div>", {"no content"}},
+      {"image without src", kDiv + R"(<img alt="x"/></div>)", {"no content"}},
+      {"nested too deeply", [] {
+         std::string s = kDiv;
+         for (int i = 0; i < 300; ++i) s += "<span>";
+         s += "x";
+         for (int i = 0; i < 300; ++i) s += "</span>";
+         return s + "</div>";
+       }(),
+       {"not well-formed XML"}},
+  };
+  BOOST_TEST(cases.size() >= 30u);
+  for (const NarrativeCase& c : cases) {
+    BOOST_TEST_CONTEXT(c.name) {
+      auto issues = validate_resource(parse_or_fail(patient_with_div(c.xhtml)));
+      BOOST_TEST(issues.size() == c.problems.size(),
+                 c.name << ": expected " << c.problems.size() << " issue(s), got" << describe(issues));
+      for (const char* fragment : c.problems) {
+        bool found = std::any_of(issues.begin(), issues.end(), [&](const ValidationIssue& i) {
+          return i.code == "value" && i.expression == "Patient.text.div" && i.message.find(fragment) != std::string::npos;
+        });
+        BOOST_TEST(found, c.name << ": expected [value] Patient.text.div '" << fragment << "', got" << describe(issues));
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(narrative_in_nested_resources) {
+  const std::vector<Case> cases = {
+      {"contained resource narrative",
+       R"({"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o","text":{"status":"generated",
+           "div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><script/>x</div>"}}]})",
+       {{"value", "Patient.contained[0].text.div"}}},
+      {"bundle entry narrative",
+       R"({"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","text":{"status":"generated",
+           "div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"> </div>"}}}]})",
+       {{"value", "Bundle.entry[0].resource.text.div"}}},
+  };
+  check_cases(cases);
+}
+
+BOOST_AUTO_TEST_CASE(narrative_lists_are_txt_1s) {
+  // The allowed names are those in txt-1's XPath on Narrative.div in the R4 definitions.
+  const fs::path types = kShared / "fhir-r4" / "profiles-types.json";
+  if (!fs::exists(types)) {
+    BOOST_TEST_MESSAGE("SKIPPED: " << types << " not found");
+    return;
+  }
+  const auto doc = nlohmann::json::parse(read_file(types));
+  std::string xpath;
+  for (const auto& entry : doc.at("entry")) {
+    const auto& r = entry.at("resource");
+    if (r.value("id", "") != "Narrative") continue;
+    for (const auto& el : r.at("snapshot").at("element")) {
+      if (el.at("path") != "Narrative.div") continue;
+      for (const auto& c : el.at("constraint")) {
+        if (c.at("key") == "txt-1") xpath = c.at("xpath").get<std::string>();
+      }
+    }
+  }
+  BOOST_REQUIRE(!xpath.empty());
+  // not(descendant-or-self::*[not(local-name(.)=('a', ...))]) and not(descendant-or-self::*/@*[not(name(.)=('abbr', ...))])
+  auto names_after = [&](const std::string& marker) {
+    std::vector<std::string> out;
+    auto start = xpath.find(marker);
+    BOOST_REQUIRE(start != std::string::npos);
+    auto end = xpath.find(')', start + marker.size());
+    std::string list = xpath.substr(start + marker.size(), end - start - marker.size());
+    for (std::size_t q = list.find('\''); q != std::string::npos; q = list.find('\'', q + 1)) {
+      auto close = list.find('\'', q + 1);
+      out.push_back(list.substr(q + 1, close - q - 1));
+      q = close;
+    }
+    return out;
+  };
+  auto as_strings = [](std::span<const std::string_view> s) { return std::vector<std::string>(s.begin(), s.end()); };
+  auto elements = names_after("local-name(.)=(");
+  auto attributes = names_after("@*[not(name(.)=(");
+  BOOST_TEST(elements.size() == 48u);
+  BOOST_TEST(attributes.size() == 49u);
+  BOOST_TEST(as_strings(kasama::resources::narrative_element_names()) == elements, boost::test_tools::per_element());
+  BOOST_TEST(as_strings(kasama::resources::narrative_attribute_names()) == attributes, boost::test_tools::per_element());
+  for (const char* bad : {"script", "style", "head", "body", "html", "form", "input", "iframe", "object", "embed", "base",
+                          "link", "meta", "frame", "title", "button", "svg", "math", "audio", "video"}) {
+    BOOST_TEST(!kasama::resources::is_narrative_element(bad), bad);
+  }
+  for (const char* bad : {"onclick", "onload", "onerror", "target", "action", "formaction", "srcdoc", "xmlns"}) {
+    BOOST_TEST(!kasama::resources::is_narrative_attribute(bad), bad);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(narrative_never_crashes_on_broken_xhtml) {
+  // Every truncation of a rich narrative, and byte flips through it: an answer, never a crash.
+  const std::string good = kDiv +
+                           R"(<p class="a">山田&amp;<b>x</b><!-- c --><![CDATA[d]]></p><table><tr><td colspan="2">)"
+                           R"(<a href="urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a">e</a><img src="#i"/></td></tr></table></div>)";
+  BOOST_TEST(kasama::resources::check_narrative(good).empty());
+  std::size_t rejected = 0;
+  for (std::size_t n = 0; n < good.size(); ++n) {
+    if (!kasama::resources::check_narrative(std::string_view(good).substr(0, n)).empty()) ++rejected;
+  }
+  BOOST_TEST(rejected == good.size(), "every proper prefix is malformed");
+  const char flips[] = {'<', '>', '&', '"', '\'', '\0', '\xff', '/', '?', '!'};
+  for (std::size_t i = 0; i < good.size(); i += 3) {
+    for (char f : flips) {
+      std::string bad = good;
+      bad[i] = f;
+      auto problems = kasama::resources::check_narrative(bad);
+      BOOST_TEST(problems.size() <= kasama::resources::kMaxNarrativeProblems);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(stops_after_the_issue_limit) {
@@ -442,6 +817,12 @@ const std::map<std::string, std::string> kInvalidExamples = {
     {"ImplementationGuide-fhir.json", "lacks ImplementationGuide.name and .status (both 1..1)"},
     {"ig-r4.json", "same resource as ImplementationGuide-fhir.json (lacks name and status)"},
     {"Questionnaire-qs1.json", "32 nested display items lack Questionnaire.item.linkId (1..1)"},
+    // txt-2 (Narrative.div): "The narrative SHALL have some non-whitespace content"; these
+    // four were published with an empty generated narrative.
+    {"ActivityDefinition-blood-tubes-supply.json", "text.div is an empty <div> (txt-2)"},
+    {"ActivityDefinition-heart-valve-replacement.json", "text.div is an empty <div> (txt-2)"},
+    {"EventDefinition-example.json", "text.div is an empty <div> (txt-2)"},
+    {"Questionnaire-zika-virus-exposure-assessment.json", "text.div holds only an empty <pre> (txt-2)"},
 };
 
 BOOST_AUTO_TEST_CASE(every_official_example_is_valid) {

@@ -178,3 +178,14 @@ BOOST_AUTO_TEST_CASE(cache_never_goes_back_a_version_and_respects_its_budget) {
   off.put("Patient", "1", v(1, 10));
   BOOST_TEST(!off.get("Patient", "1"));
 }
+
+BOOST_AUTO_TEST_CASE(parameter_value_escapes) {
+  // search.html#escaping: "\," "\|" "\$" "\\" are literal characters of the value.
+  auto parts = split_list(R"(a\,b,urn:x\|y|v\\,z)");
+  BOOST_REQUIRE(parts.size() == 3u);
+  BOOST_TEST(unescape(parts[0]) == "a,b");
+  BOOST_TEST(parts[1] == R"(urn:x\|y|v\\)");  // the '|' escape survives for the token split
+  BOOST_TEST(unescape(parts[1]) == R"(urn:x|y|v\)");
+  BOOST_TEST(unescape(parts[2]) == "z");
+  BOOST_TEST(split_list("").size() == 1u);
+}
