@@ -611,6 +611,22 @@ BOOST_AUTO_TEST_CASE(narrative_in_nested_resources) {
   check_cases(cases);
 }
 
+BOOST_AUTO_TEST_CASE(narrative_problems_are_capped_and_named) {
+  std::string many = kDiv + "x";
+  for (const char* e : {"script", "style", "form", "input", "iframe", "object", "embed", "base", "link", "meta", "frame", "button"}) {
+    many += "<" + std::string(e) + "/>";
+  }
+  many += "<script/></div>";
+  auto problems = kasama::resources::check_narrative(many);
+  BOOST_TEST(problems.size() == kasama::resources::kMaxNarrativeProblems);
+  BOOST_TEST(problems[0] == "<script> is not allowed in narrative");
+  auto issues = validate_resource(parse_or_fail(patient_with_div(kDiv + "<p>x</p><script>alert(1)</script></div>")));
+  BOOST_REQUIRE_EQUAL(issues.size(), 1u);
+  BOOST_TEST(issues[0].code == "value");
+  BOOST_TEST(issues[0].expression == "Patient.text.div");
+  BOOST_TEST(issues[0].message == "Element 'div': <script> is not allowed in narrative");
+}
+
 BOOST_AUTO_TEST_CASE(narrative_lists_are_txt_1s) {
   // The allowed names are those in txt-1's XPath on Narrative.div in the R4 definitions.
   const fs::path types = kShared / "fhir-r4" / "profiles-types.json";
