@@ -36,8 +36,11 @@ struct Parts {
 Parts split(std::int64_t ms) {
   std::int64_t days = ms >= 0 ? ms / kDayMs : -((-ms + kDayMs - 1) / kDayMs);
   std::int64_t rem = ms - days * kDayMs;
-  Parts p{civil_from_days(days), static_cast<int>(rem / 3'600'000), static_cast<int>(rem / 60'000 % 60),
-          static_cast<int>(rem / 1000 % 60), static_cast<int>(rem % 1000),
+  Parts p{civil_from_days(days),
+          static_cast<int>(rem / 3'600'000),
+          static_cast<int>(rem / 60'000 % 60),
+          static_cast<int>(rem / 1000 % 60),
+          static_cast<int>(rem % 1000),
           static_cast<unsigned>((days % 7 + 11) % 7)};  // 1970-01-01 was a Thursday (4)
   return p;
 }
@@ -139,7 +142,8 @@ std::optional<TimeRange> parse_fhir_time_range(std::string_view s) {
   if (s.size() < 7 || s[4] != '-' || !digits(s, 5, 2, mo) || mo < 1 || mo > 12) return std::nullopt;
   if (s.size() == 7) {
     auto lo = days_from_civil(y, static_cast<unsigned>(mo), 1) * kDayMs;
-    auto hi = mo == 12 ? days_from_civil(y + 1, 1, 1) * kDayMs : days_from_civil(y, static_cast<unsigned>(mo + 1), 1) * kDayMs;
+    auto hi = mo == 12 ? days_from_civil(y + 1, 1, 1) * kDayMs
+                       : days_from_civil(y, static_cast<unsigned>(mo + 1), 1) * kDayMs;
     return TimeRange{lo, hi};
   }
   if (s.size() < 10 || s[7] != '-' || !digits(s, 8, 2, d) || d < 1 ||

@@ -227,13 +227,27 @@ void append_json_string(std::string& out, std::string_view s) {
     out.append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         out += "\\u00";
         out.push_back(kHex[c >> 4]);
@@ -244,7 +258,9 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-void dump_json_to(std::string& out, const Json& value, int indent) { dump_rec(out, value, indent, 0); }
+void dump_json_to(std::string& out, const Json& value, int indent) {
+  dump_rec(out, value, indent, 0);
+}
 
 std::string dump_json(const Json& value, int indent) {
   std::string out;

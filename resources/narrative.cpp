@@ -16,20 +16,19 @@ constexpr std::string_view kXmlNamespace = "http://www.w3.org/XML/1998/namespace
 // The names in txt-1's XPath on Narrative.div (profiles-types.json), in the same order
 // (sorted): the elements...
 constexpr std::string_view kElements[] = {
-    "a",   "abbr", "acronym", "b",  "big", "blockquote", "br",  "caption", "cite",   "code",  "col",   "colgroup",
-    "dd",  "dfn",  "div",     "dl", "dt",  "em",         "h1",  "h2",      "h3",     "h4",    "h5",    "h6",
-    "hr",  "i",    "img",     "li", "ol",  "p",          "pre", "q",       "samp",   "small", "span",  "strong",
-    "sub", "sup",  "table",   "tbody", "td", "tfoot",    "th",  "thead",   "tr",     "tt",    "ul",    "var",
+    "a",   "abbr", "acronym", "b",     "big", "blockquote", "br",  "caption", "cite", "code",  "col",  "colgroup",
+    "dd",  "dfn",  "div",     "dl",    "dt",  "em",         "h1",  "h2",      "h3",   "h4",    "h5",   "h6",
+    "hr",  "i",    "img",     "li",    "ol",  "p",          "pre", "q",       "samp", "small", "span", "strong",
+    "sub", "sup",  "table",   "tbody", "td",  "tfoot",      "th",  "thead",   "tr",   "tt",    "ul",   "var",
 };
 // ...and the attributes.
 constexpr std::string_view kAttributes[] = {
-    "abbr",     "accesskey", "align",       "alt",         "axis",       "bgcolor", "border",  "cellhalign",
-    "cellpadding", "cellspacing", "cellvalign", "char",    "charoff",    "charset", "cite",    "class",
-    "colspan",  "compact",   "coords",      "dir",         "frame",      "headers", "height",  "href",
-    "hreflang", "hspace",    "id",          "lang",        "longdesc",   "name",    "nowrap",  "rel",
-    "rev",      "rowspan",   "rules",       "scope",       "shape",      "span",    "src",     "start",
-    "style",    "summary",   "tabindex",    "title",       "type",       "valign",  "value",   "vspace",
-    "width",
+    "abbr",        "accesskey",  "align",  "alt",     "axis",    "bgcolor", "border",   "cellhalign", "cellpadding",
+    "cellspacing", "cellvalign", "char",   "charoff", "charset", "cite",    "class",    "colspan",    "compact",
+    "coords",      "dir",        "frame",  "headers", "height",  "href",    "hreflang", "hspace",     "id",
+    "lang",        "longdesc",   "name",   "nowrap",  "rel",     "rev",     "rowspan",  "rules",      "scope",
+    "shape",       "span",       "src",    "start",   "style",   "summary", "tabindex", "title",      "type",
+    "valign",      "value",      "vspace", "width",
 };
 static_assert(std::is_sorted(std::begin(kElements), std::end(kElements)));
 static_assert(std::is_sorted(std::begin(kAttributes), std::end(kAttributes)));
@@ -43,7 +42,9 @@ std::string_view view(const xmlChar* s) {
   return s == nullptr ? std::string_view() : std::string_view(reinterpret_cast<const char*>(s));
 }
 
-bool is_xml_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_xml_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 bool has_non_space(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](char c) { return !is_xml_space(c); });
@@ -77,7 +78,8 @@ void init_libxml2() {
 }
 
 std::string_view view(const xmlChar* s, int len) {
-  return s == nullptr || len <= 0 ? std::string_view() : std::string_view(reinterpret_cast<const char*>(s), static_cast<std::size_t>(len));
+  return s == nullptr || len <= 0 ? std::string_view()
+                                  : std::string_view(reinterpret_cast<const char*>(s), static_cast<std::size_t>(len));
 }
 
 // Streams the parser's SAX events through the txt-1/txt-2 checks; no tree is built.
@@ -163,8 +165,8 @@ class Checker {
     if (c.depth_++ == 0) {
       c.seen_root_ = true;
       if (name != "div" || !xhtml) {
-        c.report("the root element must be a <div> in the XHTML namespace (<div xmlns=\"" + std::string(kXhtmlNamespace) +
-                 "\">), not " + tag() + namespace_note(uri));
+        c.report("the root element must be a <div> in the XHTML namespace (<div xmlns=\"" +
+                 std::string(kXhtmlNamespace) + "\">), not " + tag() + namespace_note(uri));
         allowed = false;
       }
     } else if (!xhtml) {
@@ -212,7 +214,8 @@ class Checker {
   }
 
   static void on_pi(void* ctx, const xmlChar* target, const xmlChar*) {
-    self(ctx).report("processing instructions (<?" + std::string(view(target)) + " ...?>) are not allowed in narrative");
+    self(ctx).report("processing instructions (<?" + std::string(view(target)) +
+                     " ...?>) are not allowed in narrative");
   }
 
   // check_narrative refuses a DOCTYPE before parsing; this stops the parser should one get
@@ -266,8 +269,12 @@ class Checker {
 
 }  // namespace
 
-std::span<const std::string_view> narrative_element_names() { return kElements; }
-std::span<const std::string_view> narrative_attribute_names() { return kAttributes; }
+std::span<const std::string_view> narrative_element_names() {
+  return kElements;
+}
+std::span<const std::string_view> narrative_attribute_names() {
+  return kAttributes;
+}
 
 bool is_narrative_element(std::string_view local_name) {
   return std::binary_search(std::begin(kElements), std::end(kElements), local_name);

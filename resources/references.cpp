@@ -86,7 +86,8 @@ bool is_link_type(const ChildMatch& m) {
   return code == "uri" || code == "url" || code == "canonical" || code == "oid" || code == "uuid";
 }
 
-void walk_links(Json& obj, const ElementContext& ctx, const TypeModel& model, const std::function<void(std::string&)>& fn);
+void walk_links(Json& obj, const ElementContext& ctx, const TypeModel& model,
+                const std::function<void(std::string&)>& fn);
 
 void walk_resource(Json& resource, const TypeModel& model, const std::function<void(std::string&)>& fn) {
   if (!resource.is_object()) return;
@@ -96,7 +97,8 @@ void walk_resource(Json& resource, const TypeModel& model, const std::function<v
   if (ctx) walk_links(resource, *ctx, model, fn);
 }
 
-void walk_links(Json& obj, const ElementContext& ctx, const TypeModel& model, const std::function<void(std::string&)>& fn) {
+void walk_links(Json& obj, const ElementContext& ctx, const TypeModel& model,
+                const std::function<void(std::string&)>& fn) {
   for (auto& [key, value] : obj.items()) {
     if (key == "resourceType") continue;
     ChildMatch m = model.child(ctx, key);

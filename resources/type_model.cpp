@@ -12,20 +12,32 @@
 namespace kasama::resources {
 namespace {
 
-[[noreturn]] void fail(const std::string& what) { throw std::runtime_error("type model: " + what); }
+[[noreturn]] void fail(const std::string& what) {
+  throw std::runtime_error("type model: " + what);
+}
 
 PrimitiveFormat format_of(std::string_view name) {
   static const std::unordered_map<std::string_view, PrimitiveFormat> formats = {
-      {"boolean", PrimitiveFormat::boolean},       {"integer", PrimitiveFormat::integer},
-      {"positiveInt", PrimitiveFormat::positive_int}, {"unsignedInt", PrimitiveFormat::unsigned_int},
-      {"decimal", PrimitiveFormat::decimal},       {"string", PrimitiveFormat::string},
-      {"markdown", PrimitiveFormat::markdown},     {"code", PrimitiveFormat::code},
-      {"id", PrimitiveFormat::id},                 {"uri", PrimitiveFormat::uri},
-      {"url", PrimitiveFormat::url},               {"canonical", PrimitiveFormat::canonical},
-      {"oid", PrimitiveFormat::oid},               {"uuid", PrimitiveFormat::uuid},
-      {"base64Binary", PrimitiveFormat::base64_binary}, {"date", PrimitiveFormat::date},
-      {"dateTime", PrimitiveFormat::date_time},    {"instant", PrimitiveFormat::instant},
-      {"time", PrimitiveFormat::time},             {"xhtml", PrimitiveFormat::xhtml},
+      {"boolean", PrimitiveFormat::boolean},
+      {"integer", PrimitiveFormat::integer},
+      {"positiveInt", PrimitiveFormat::positive_int},
+      {"unsignedInt", PrimitiveFormat::unsigned_int},
+      {"decimal", PrimitiveFormat::decimal},
+      {"string", PrimitiveFormat::string},
+      {"markdown", PrimitiveFormat::markdown},
+      {"code", PrimitiveFormat::code},
+      {"id", PrimitiveFormat::id},
+      {"uri", PrimitiveFormat::uri},
+      {"url", PrimitiveFormat::url},
+      {"canonical", PrimitiveFormat::canonical},
+      {"oid", PrimitiveFormat::oid},
+      {"uuid", PrimitiveFormat::uuid},
+      {"base64Binary", PrimitiveFormat::base64_binary},
+      {"date", PrimitiveFormat::date},
+      {"dateTime", PrimitiveFormat::date_time},
+      {"instant", PrimitiveFormat::instant},
+      {"time", PrimitiveFormat::time},
+      {"xhtml", PrimitiveFormat::xhtml},
   };
   auto it = formats.find(name);
   // A primitive this code does not know would be accepted unchecked; refuse instead.
@@ -73,7 +85,9 @@ std::string_view without_version(std::string_view url) {
   return bar == std::string_view::npos ? url : url.substr(0, bar);
 }
 
-bool is_coded_type(std::string_view code) { return code == "code" || code == "Coding" || code == "CodeableConcept"; }
+bool is_coded_type(std::string_view code) {
+  return code == "code" || code == "Coding" || code == "CodeableConcept";
+}
 
 constexpr std::size_t kListedCodes = 10;  // codes named in a message before "..."
 
@@ -136,7 +150,8 @@ void TypeModel::build_codes(std::string_view text) {
     fail(std::string("required codes: not JSON: ") + e.what());
   }
   try {
-    if (doc.at("fhirVersion").get<std::string>() != fhir_version_) fail("required codes: FHIR version differs from the model's");
+    if (doc.at("fhirVersion").get<std::string>() != fhir_version_)
+      fail("required codes: FHIR version differs from the model's");
     for (const auto& [url, systems] : doc.at("valueSets").items()) {
       ValueSetCodes& vs = value_sets_.emplace_back();
       vs.url = url;

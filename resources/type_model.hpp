@@ -82,10 +82,10 @@ struct ValueSetCodes {
     std::string url;
     detail::StringSet codes;
   };
-  std::string url;               // canonical, without |version
-  std::vector<System> systems;   // usually one
-  detail::StringSet all_codes;   // every system's codes: what a `code` element may hold
-  std::size_t code_count = 0;    // codes over all systems, counting a code once per system
+  std::string url;              // canonical, without |version
+  std::vector<System> systems;  // usually one
+  detail::StringSet all_codes;  // every system's codes: what a `code` element may hold
+  std::size_t code_count = 0;   // codes over all systems, counting a code once per system
   // For messages: "male, female, other, unknown" (the first ten codes, then "... (N codes)"),
   // and the systems, "http://hl7.org/fhir/administrative-gender".
   std::string listing;
@@ -111,12 +111,12 @@ struct ElementDef {
   bool choice = false;    // value[x]: JSON name is name + capitalised type code
   bool modifier = false;
   bool summary = false;
-  bool xml_attr = false;  // an XML attribute (Element.id, Extension.url): no "_name" in JSON
-  bool xhtml = false;     // Narrative.div
-  std::vector<TypeRef> types;      // for a contentReference: the referenced element's types
-  std::string content_reference;   // path whose children this element reuses; else empty
+  bool xml_attr = false;          // an XML attribute (Element.id, Extension.url): no "_name" in JSON
+  bool xhtml = false;             // Narrative.div
+  std::vector<TypeRef> types;     // for a contentReference: the referenced element's types
+  std::string content_reference;  // path whose children this element reuses; else empty
   BindingStrength binding_strength = BindingStrength::none;
-  std::string value_set;           // binding's ValueSet canonical (may carry |version)
+  std::string value_set;  // binding's ValueSet canonical (may carry |version)
   // For a required binding on a code, Coding or CodeableConcept element whose value set's
   // codes are known (required-codes.json): those codes. Null otherwise, and when the model
   // was loaded without the codes file.
@@ -138,9 +138,9 @@ struct ElementDef {
 // the inline children of a backbone element (named by its path, "Patient.contact").
 struct ElementContext {
   std::string name;
-  const TypeInfo* owner = nullptr;               // the type whose definition holds them
-  std::vector<const ElementDef*> elements;       // definition order (XML order)
-  std::vector<const ElementDef*> required;       // min > 0, indexed by required_slot
+  const TypeInfo* owner = nullptr;          // the type whose definition holds them
+  std::vector<const ElementDef*> elements;  // definition order (XML order)
+  std::vector<const ElementDef*> required;  // min > 0, indexed by required_slot
   std::size_t choice_count = 0;
 
  private:
@@ -156,14 +156,14 @@ struct ElementContext {
 struct TypeInfo {
   std::string name;
   TypeKind kind = TypeKind::datatype;
-  bool is_abstract = false;      // Element, BackboneElement, Resource, DomainResource
-  std::string base;              // base type name; empty for Element and Resource
-  std::string constraint_on;     // for core profiles (SimpleQuantity): the type they constrain
+  bool is_abstract = false;   // Element, BackboneElement, Resource, DomainResource
+  std::string base;           // base type name; empty for Element and Resource
+  std::string constraint_on;  // for core profiles (SimpleQuantity): the type they constrain
   const TypeInfo* base_type = nullptr;
   JsonKind json = JsonKind::object;
   PrimitiveFormat format = PrimitiveFormat::none;
-  std::string regex;             // primitives: the spec's regex (documentation; not used to match)
-  std::uint32_t max_length = 0;  // primitives: 0 = no limit from the definition
+  std::string regex;                        // primitives: the spec's regex (documentation; not used to match)
+  std::uint32_t max_length = 0;             // primitives: 0 = no limit from the definition
   const ElementContext* context = nullptr;  // its elements (primitives: id, extension)
 
   // True when this type is `ancestor` or derives from it.

@@ -12,15 +12,21 @@ namespace kasama::resources {
 namespace {
 
 constexpr std::size_t kMaxStringChars = 1024 * 1024;  // datatypes.html: strings SHALL NOT exceed 1MB
-constexpr int kMaxDepth = 256;  // parse_json stops far earlier; this guards hand-built DOMs
+constexpr int kMaxDepth = 256;                        // parse_json stops far earlier; this guards hand-built DOMs
 constexpr std::int64_t kInt32Max = std::numeric_limits<std::int32_t>::max();
 constexpr std::int64_t kInt32Min = std::numeric_limits<std::int32_t>::min();
 
 // The spec's regexes use \s and \S in the XML Schema/Java sense: ASCII whitespace only, so
 // U+3000 (ideographic space) is an ordinary character in codes and strings.
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_lower_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f'); }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool is_lower_hex(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f');
+}
 
 // Reads exactly n digits at pos.
 bool read_digits(std::string_view s, std::size_t& pos, std::size_t n, int& out) {
@@ -240,48 +246,73 @@ StringProblem check_characters(std::string_view s, bool limit_length) {
 // The string-valued formats' lexical rule, after the character checks.
 bool valid_string_format(PrimitiveFormat format, std::string_view s) {
   switch (format) {
-    case PrimitiveFormat::code: return valid_code(s);
-    case PrimitiveFormat::id: return valid_id(s);
+    case PrimitiveFormat::code:
+      return valid_code(s);
+    case PrimitiveFormat::id:
+      return valid_id(s);
     case PrimitiveFormat::uri:
     case PrimitiveFormat::url:
-    case PrimitiveFormat::canonical: return valid_uri(s);
-    case PrimitiveFormat::oid: return valid_oid(s);
-    case PrimitiveFormat::uuid: return valid_uuid(s);
-    case PrimitiveFormat::base64_binary: return valid_base64(s);
-    case PrimitiveFormat::date: return valid_date(s);
-    case PrimitiveFormat::date_time: return valid_date_time(s, false);
-    case PrimitiveFormat::instant: return valid_date_time(s, true);
-    case PrimitiveFormat::time: return valid_time(s);
-    default: return !s.empty();
+    case PrimitiveFormat::canonical:
+      return valid_uri(s);
+    case PrimitiveFormat::oid:
+      return valid_oid(s);
+    case PrimitiveFormat::uuid:
+      return valid_uuid(s);
+    case PrimitiveFormat::base64_binary:
+      return valid_base64(s);
+    case PrimitiveFormat::date:
+      return valid_date(s);
+    case PrimitiveFormat::date_time:
+      return valid_date_time(s, false);
+    case PrimitiveFormat::instant:
+      return valid_date_time(s, true);
+    case PrimitiveFormat::time:
+      return valid_time(s);
+    default:
+      return !s.empty();
   }
 }
 
 // string and its specialisations carry the 1MB limit; base64Binary, uri and xhtml do not.
 bool has_length_limit(PrimitiveFormat format) {
-  return format == PrimitiveFormat::string || format == PrimitiveFormat::markdown ||
-         format == PrimitiveFormat::code || format == PrimitiveFormat::id;
+  return format == PrimitiveFormat::string || format == PrimitiveFormat::markdown || format == PrimitiveFormat::code ||
+         format == PrimitiveFormat::id;
 }
 
 const char* format_description(PrimitiveFormat format) {
   switch (format) {
-    case PrimitiveFormat::integer: return "an integer from -2147483648 to 2147483647";
-    case PrimitiveFormat::positive_int: return "an integer from 1 to 2147483647";
-    case PrimitiveFormat::unsigned_int: return "an integer from 0 to 2147483647";
-    case PrimitiveFormat::decimal: return "a decimal number";
-    case PrimitiveFormat::code: return "a code (no leading, trailing or repeated whitespace)";
-    case PrimitiveFormat::id: return "an id (1 to 64 letters, digits, '-' or '.')";
+    case PrimitiveFormat::integer:
+      return "an integer from -2147483648 to 2147483647";
+    case PrimitiveFormat::positive_int:
+      return "an integer from 1 to 2147483647";
+    case PrimitiveFormat::unsigned_int:
+      return "an integer from 0 to 2147483647";
+    case PrimitiveFormat::decimal:
+      return "a decimal number";
+    case PrimitiveFormat::code:
+      return "a code (no leading, trailing or repeated whitespace)";
+    case PrimitiveFormat::id:
+      return "an id (1 to 64 letters, digits, '-' or '.')";
     case PrimitiveFormat::uri:
     case PrimitiveFormat::url:
-    case PrimitiveFormat::canonical: return "a URI without whitespace";
-    case PrimitiveFormat::oid: return "an OID (urn:oid: followed by dotted numbers, e.g. urn:oid:1.2.3)";
-    case PrimitiveFormat::uuid: return "a UUID (urn:uuid: followed by a lowercase 8-4-4-4-12 hex UUID)";
-    case PrimitiveFormat::base64_binary: return "base64 data";
-    case PrimitiveFormat::date: return "a date (YYYY, YYYY-MM or YYYY-MM-DD, a real calendar date)";
+    case PrimitiveFormat::canonical:
+      return "a URI without whitespace";
+    case PrimitiveFormat::oid:
+      return "an OID (urn:oid: followed by dotted numbers, e.g. urn:oid:1.2.3)";
+    case PrimitiveFormat::uuid:
+      return "a UUID (urn:uuid: followed by a lowercase 8-4-4-4-12 hex UUID)";
+    case PrimitiveFormat::base64_binary:
+      return "base64 data";
+    case PrimitiveFormat::date:
+      return "a date (YYYY, YYYY-MM or YYYY-MM-DD, a real calendar date)";
     case PrimitiveFormat::date_time:
       return "a dateTime (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[.sss] with time zone Z or +hh:mm)";
-    case PrimitiveFormat::instant: return "an instant (YYYY-MM-DDThh:mm:ss[.sss] with time zone Z or +hh:mm)";
-    case PrimitiveFormat::time: return "a time (hh:mm:ss[.sss])";
-    default: return "text";
+    case PrimitiveFormat::instant:
+      return "an instant (YYYY-MM-DDThh:mm:ss[.sss] with time zone Z or +hh:mm)";
+    case PrimitiveFormat::time:
+      return "a time (hh:mm:ss[.sss])";
+    default:
+      return "text";
   }
 }
 
@@ -297,10 +328,14 @@ const char* json_type_name(const Json& v) {
 
 const char* json_kind_name(JsonKind kind) {
   switch (kind) {
-    case JsonKind::boolean: return "a JSON boolean";
-    case JsonKind::number: return "a JSON number";
-    case JsonKind::string: return "a JSON string";
-    default: return "a JSON object";
+    case JsonKind::boolean:
+      return "a JSON boolean";
+    case JsonKind::number:
+      return "a JSON number";
+    case JsonKind::string:
+      return "a JSON string";
+    default:
+      return "a JSON object";
   }
 }
 
@@ -522,8 +557,8 @@ class Validator {
       return;
     }
     if (e.max != kUnbounded && items.size() > e.max) {
-      add("structure", "Element " + in_quotes(key) + " has " + std::to_string(items.size()) +
-                           " values but at most " + std::to_string(e.max) + " are allowed");
+      add("structure", "Element " + in_quotes(key) + " has " + std::to_string(items.size()) + " values but at most " +
+                           std::to_string(e.max) + " are allowed");
     }
     const bool primitive = m.type->info->kind == TypeKind::primitive;
     const Json* ext = nullptr;
@@ -540,9 +575,9 @@ class Validator {
         }
         bool covered = ext != nullptr && ext->is_array() && i < ext->size() && !(*ext)[i].is_null();
         if (!covered) {
-          add("structure", primitive ? "Null in " + in_quotes(key) + " without an extension at the same index in '_" +
-                                           key + "'"
-                                     : "Element " + in_quotes(key) + " contains null, which is not allowed");
+          add("structure",
+              primitive ? "Null in " + in_quotes(key) + " without an extension at the same index in '_" + key + "'"
+                        : "Element " + in_quotes(key) + " contains null, which is not allowed");
         }
       } else {
         value(item, m, key);
@@ -572,8 +607,8 @@ class Validator {
       return;
     }
     if (!v.is_array()) {
-      add("structure", "Element " + in_quotes(key) + " must be an array aligned with " + in_quotes(base_key) +
-                           ", which repeats");
+      add("structure",
+          "Element " + in_quotes(key) + " must be an array aligned with " + in_quotes(base_key) + ", which repeats");
       return;
     }
     const auto& items = v.get_ref<const Json::array_t&>();
@@ -585,8 +620,7 @@ class Validator {
     const bool aligned = values != nullptr && values->is_array();
     if (aligned && values->size() != items.size()) {
       add("structure", "Element " + in_quotes(key) + " has " + std::to_string(items.size()) + " items but " +
-                           in_quotes(base_key) + " has " + std::to_string(values->size()) +
-                           "; the arrays must align");
+                           in_quotes(base_key) + " has " + std::to_string(values->size()) + "; the arrays must align");
     }
     const std::size_t mark = path_.size();
     for (std::size_t i = 0; i < items.size() && !full(); ++i) {
@@ -619,8 +653,8 @@ class Validator {
         return;
       case TypeKind::datatype:
         if (!v.is_object()) {
-          add("structure", "Element " + in_quotes(key) + " must be a JSON object (" + m.type->code + "), not " +
-                               json_type_name(v));
+          add("structure",
+              "Element " + in_quotes(key) + " must be a JSON object (" + m.type->code + "), not " + json_type_name(v));
           return;
         }
         object(v, *m.context, false);
@@ -692,8 +726,8 @@ class Validator {
       if (coded > 3) given += ", ...";
       add("code-invalid", e.path + ": no coding is from " + coded_value_set_text(vs) + "; given " + given);
     } else if (member(obj, "text") != nullptr) {
-      add("code-invalid", e.path + ": only text is given, but the required binding needs a coding from " +
-                              coded_value_set_text(vs));
+      add("code-invalid",
+          e.path + ": only text is given, but the required binding needs a coding from " + coded_value_set_text(vs));
     }
   }
 
@@ -800,13 +834,20 @@ std::vector<ValidationIssue> validate_resource(const Json& resource) {
 
 bool is_valid_primitive_text(PrimitiveFormat format, std::string_view text) {
   switch (format) {
-    case PrimitiveFormat::none: return false;
-    case PrimitiveFormat::boolean: return text == "true" || text == "false";
-    case PrimitiveFormat::integer: return valid_integer_text(text, kInt32Min);
-    case PrimitiveFormat::positive_int: return valid_integer_text(text, 1);
-    case PrimitiveFormat::unsigned_int: return valid_integer_text(text, 0);
-    case PrimitiveFormat::decimal: return valid_decimal_text(text);
-    default: break;
+    case PrimitiveFormat::none:
+      return false;
+    case PrimitiveFormat::boolean:
+      return text == "true" || text == "false";
+    case PrimitiveFormat::integer:
+      return valid_integer_text(text, kInt32Min);
+    case PrimitiveFormat::positive_int:
+      return valid_integer_text(text, 1);
+    case PrimitiveFormat::unsigned_int:
+      return valid_integer_text(text, 0);
+    case PrimitiveFormat::decimal:
+      return valid_decimal_text(text);
+    default:
+      break;
   }
   if (text.empty() || check_characters(text, has_length_limit(format)) != StringProblem::none) return false;
   return valid_string_format(format, text);

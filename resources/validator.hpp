@@ -34,8 +34,8 @@ inline constexpr std::size_t kMaxValidationIssues = 100;
 // Issues of a resource given as parsed FHIR JSON (parse_json); empty means valid.
 // Expressions use the JSON property names as written ("Observation.valueQuantity.value",
 // "Patient._birthDate.extension[0].url"), rooted at the resource type; "resourceType" when
-// the root has no usable type, empty when the document is not a JSON object at all. Nested resources (contained, Bundle.entry.resource,
-// Parameters.parameter.resource) are validated as the type their resourceType names.
+// the root has no usable type, empty when the document is not a JSON object at all. Nested resources (contained,
+// Bundle.entry.resource, Parameters.parameter.resource) are validated as the type their resourceType names.
 std::vector<ValidationIssue> validate_resource(const Json& resource);
 std::vector<ValidationIssue> validate_resource(const Json& resource, const TypeModel& model);
 

@@ -16,8 +16,10 @@ unsigned long number(const char* name, unsigned long def, unsigned long min, uns
   if (!v) return def;
   char* end = nullptr;
   unsigned long n = std::strtoul(v, &end, 10);
-  if (*end == 'k' || *end == 'K') n <<= 10, ++end;
-  else if (*end == 'm' || *end == 'M') n <<= 20, ++end;
+  if (*end == 'k' || *end == 'K')
+    n <<= 10, ++end;
+  else if (*end == 'm' || *end == 'M')
+    n <<= 20, ++end;
   if (*end || n < min || n > max) {
     throw std::invalid_argument(std::string(name) + " must be a number from " + std::to_string(min) + " to " +
                                 std::to_string(max));
@@ -47,10 +49,14 @@ Config Config::from_env() {
   c.cache_bytes = number("KASAMA_CACHE_BYTES", c.cache_bytes, 0, 1UL << 40);
   if (auto v = env("KASAMA_REF_INTEGRITY")) {
     std::string s = v;
-    if (s == "off") c.ref_integrity = RefIntegrity::kOff;
-    else if (s == "delete") c.ref_integrity = RefIntegrity::kDelete;
-    else if (s == "strict") c.ref_integrity = RefIntegrity::kStrict;
-    else throw std::invalid_argument("KASAMA_REF_INTEGRITY must be off, delete or strict");
+    if (s == "off")
+      c.ref_integrity = RefIntegrity::kOff;
+    else if (s == "delete")
+      c.ref_integrity = RefIntegrity::kDelete;
+    else if (s == "strict")
+      c.ref_integrity = RefIntegrity::kStrict;
+    else
+      throw std::invalid_argument("KASAMA_REF_INTEGRITY must be off, delete or strict");
   }
   if (auto v = env("KASAMA_DEMO_DATA")) c.demo_data = std::string(v) != "0" && std::string(v) != "off";
   return c;

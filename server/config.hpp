@@ -14,7 +14,7 @@ struct Config {
   std::string db_url;        // KASAMA_DB: external MariaDB; empty = private instance under data_dir
   std::string db_admin_url;  // KASAMA_DB_ADMIN: migration user (defaults to KASAMA_DB)
   std::string db_buffer_pool = "256M";
-  std::string base_url;      // KASAMA_BASE_URL; empty = derived from the Host header
+  std::string base_url;  // KASAMA_BASE_URL; empty = derived from the Host header
   std::string tls_cert, tls_key;
   unsigned threads = 64;
   unsigned db_pool = 24;

@@ -19,8 +19,14 @@ void write(const char* level, std::string_view message) {
 }
 }  // namespace
 
-void log_info(std::string_view message) { write("INFO ", message); }
-void log_warn(std::string_view message) { write("WARN ", message); }
-void log_error(std::string_view message) { write("ERROR", message); }
+void log_info(std::string_view message) {
+  write("INFO ", message);
+}
+void log_warn(std::string_view message) {
+  write("WARN ", message);
+}
+void log_error(std::string_view message) {
+  write("ERROR", message);
+}
 
 }  // namespace kasama::server

@@ -78,11 +78,13 @@ int main() {
     http.start();
     const std::string url = "https://localhost:" + std::to_string(http.port()) + "/fhir";
     server::log_info(std::string("Kasama FHIR server ") + server::kVersion + " ready");
-    std::printf("\n  FHIR base:   %s\n  Health:      https://localhost:%u/health\n  TLS:         %s\n"
-                "  Accounts:    none yet (accounts and SMART on FHIR come with the identity work)\n"
-                "  Stop:        Ctrl-C\n\n",
-                url.c_str(), http.port(),
-                config.tls_cert.empty() ? (config.data_dir + "/tls/server.crt (self-signed)").c_str() : config.tls_cert.c_str());
+    std::printf(
+        "\n  FHIR base:   %s\n  Health:      https://localhost:%u/health\n  TLS:         %s\n"
+        "  Accounts:    none yet (accounts and SMART on FHIR come with the identity work)\n"
+        "  Stop:        Ctrl-C\n\n",
+        url.c_str(), http.port(),
+        config.tls_cert.empty() ? (config.data_dir + "/tls/server.crt (self-signed)").c_str()
+                                : config.tls_cert.c_str());
     std::fflush(stdout);
 
     int sig = 0;

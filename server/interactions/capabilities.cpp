@@ -70,9 +70,8 @@ std::string build(const std::string& base_url, const Config& config) {
        Json::array({{{"mode", "server"},
                      {"documentation", "FHIR R4 REST API. Transactions are atomic; conditional create is race-safe."},
                      {"resource", std::move(resources_json)},
-                     {"interaction", Json::array({{{"code", "transaction"}},
-                                                  {{"code", "batch"}},
-                                                  {{"code", "history-system"}}})}}})}};
+                     {"interaction",
+                      Json::array({{{"code", "transaction"}}, {{"code", "batch"}}, {{"code", "history-system"}}})}}})}};
   return resources::dump_json(cs);
 }
 

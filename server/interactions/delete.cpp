@@ -32,7 +32,9 @@ RestResponse delete_one(Context& ctx, const RestRequest& req, const Route& r) {
 
 }  // namespace
 
-RestResponse remove(Context& ctx, const RestRequest& req, const Route& r) { return delete_one(ctx, req, r); }
+RestResponse remove(Context& ctx, const RestRequest& req, const Route& r) {
+  return delete_one(ctx, req, r);
+}
 
 RestResponse conditional_remove(Context& ctx, const RestRequest& req, const Route& r) {
   auto matches = match_criteria(ctx, r.type, req.params, 2);

@@ -86,9 +86,8 @@ RestResponse history(Context& ctx, const RestRequest& req, const Route& r) {
     Json extra = Json::object();
     extra["request"] = {{"method", method}, {"url", method == "POST" ? v.type : v.type + "/" + v.id}};
     std::string status = v.deleted ? "204 No Content" : (v.version == 1 ? "201 Created" : "200 OK");
-    extra["response"] = {{"status", status},
-                         {"etag", etag(v.version)},
-                         {"lastModified", resources::format_instant(v.last_updated)}};
+    extra["response"] = {
+        {"status", status}, {"etag", etag(v.version)}, {"lastModified", resources::format_instant(v.last_updated)}};
     b.entry(req.base_url + "/" + v.type + "/" + v.id, v.content, extra);
   }
   RestResponse resp;

@@ -27,8 +27,9 @@ Json patch_document(const RestRequest& req) {
 Json parse_patch(const std::string& text) {
   auto parsed = resources::parse_json(text);
   if (!parsed.ok) {
-    throw FhirError(400, "structure",
-                    "The JSON Patch is not valid JSON (at byte " + std::to_string(parsed.offset) + "): " + parsed.error);
+    throw FhirError(
+        400, "structure",
+        "The JSON Patch is not valid JSON (at byte " + std::to_string(parsed.offset) + "): " + parsed.error);
   }
   if (!parsed.value.is_array()) throw FhirError(400, "structure", "A JSON Patch document must be a JSON array");
   return std::move(parsed.value);

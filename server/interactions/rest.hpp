@@ -30,7 +30,9 @@ class FhirError : public std::runtime_error {
     issues_.push_back(Issue{"error", std::move(code), std::move(diagnostics), std::move(expression)});
   }
   FhirError(int status, std::vector<Issue> issues)
-      : std::runtime_error(issues.empty() ? "error" : issues.front().diagnostics), status_(status), issues_(std::move(issues)) {}
+      : std::runtime_error(issues.empty() ? "error" : issues.front().diagnostics),
+        status_(status),
+        issues_(std::move(issues)) {}
   int status() const { return status_; }
   int entry = -1;     // the transaction Bundle entry at fault, when known
   std::string allow;  // 405: the methods the path takes (the Allow header)
@@ -43,10 +45,10 @@ class FhirError : public std::runtime_error {
 };
 
 struct RestRequest {
-  std::string method;                                       // GET, POST, ...
-  std::vector<std::string> segments;                        // path below the FHIR base, decoded
-  std::vector<std::pair<std::string, std::string>> params;  // query, decoded, in order
-  std::vector<std::pair<std::string, std::string>> headers; // names in lower case
+  std::string method;                                        // GET, POST, ...
+  std::vector<std::string> segments;                         // path below the FHIR base, decoded
+  std::vector<std::pair<std::string, std::string>> params;   // query, decoded, in order
+  std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
   std::string body;
   std::optional<Json> resource;  // a Bundle entry's resource, already parsed
   std::string base_url;          // e.g. https://localhost:8443/fhir

@@ -86,21 +86,36 @@ bool is_write(Kind kind) {
 
 const char* kind_name(Kind kind) {
   switch (kind) {
-    case Kind::kCapabilities: return "capabilities";
-    case Kind::kRead: return "read";
-    case Kind::kVread: return "vread";
-    case Kind::kCreate: return "create";
-    case Kind::kUpdate: return "update";
-    case Kind::kConditionalUpdate: return "conditional-update";
-    case Kind::kPatch: return "patch";
-    case Kind::kConditionalPatch: return "conditional-patch";
-    case Kind::kDelete: return "delete";
-    case Kind::kConditionalDelete: return "conditional-delete";
-    case Kind::kHistoryInstance: return "history-instance";
-    case Kind::kHistoryType: return "history-type";
-    case Kind::kHistorySystem: return "history-system";
-    case Kind::kSearchType: return "search-type";
-    case Kind::kBatchOrTransaction: return "batch-or-transaction";
+    case Kind::kCapabilities:
+      return "capabilities";
+    case Kind::kRead:
+      return "read";
+    case Kind::kVread:
+      return "vread";
+    case Kind::kCreate:
+      return "create";
+    case Kind::kUpdate:
+      return "update";
+    case Kind::kConditionalUpdate:
+      return "conditional-update";
+    case Kind::kPatch:
+      return "patch";
+    case Kind::kConditionalPatch:
+      return "conditional-patch";
+    case Kind::kDelete:
+      return "delete";
+    case Kind::kConditionalDelete:
+      return "conditional-delete";
+    case Kind::kHistoryInstance:
+      return "history-instance";
+    case Kind::kHistoryType:
+      return "history-type";
+    case Kind::kHistorySystem:
+      return "history-system";
+    case Kind::kSearchType:
+      return "search-type";
+    case Kind::kBatchOrTransaction:
+      return "batch-or-transaction";
   }
   return "unknown";
 }

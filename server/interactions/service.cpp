@@ -6,21 +6,34 @@ namespace kasama::server {
 
 RestResponse FhirService::dispatch(Context& ctx, const RestRequest& req, const Route& r) {
   switch (r.kind) {
-    case Kind::kCapabilities: return capabilities(ctx, req, r);
-    case Kind::kRead: return read(ctx, req, r);
-    case Kind::kVread: return vread(ctx, req, r);
-    case Kind::kCreate: return create(ctx, req, r);
-    case Kind::kUpdate: return update(ctx, req, r);
-    case Kind::kConditionalUpdate: return conditional_update(ctx, req, r);
-    case Kind::kPatch: return patch(ctx, req, r);
-    case Kind::kConditionalPatch: return conditional_patch(ctx, req, r);
-    case Kind::kDelete: return remove(ctx, req, r);
-    case Kind::kConditionalDelete: return conditional_remove(ctx, req, r);
+    case Kind::kCapabilities:
+      return capabilities(ctx, req, r);
+    case Kind::kRead:
+      return read(ctx, req, r);
+    case Kind::kVread:
+      return vread(ctx, req, r);
+    case Kind::kCreate:
+      return create(ctx, req, r);
+    case Kind::kUpdate:
+      return update(ctx, req, r);
+    case Kind::kConditionalUpdate:
+      return conditional_update(ctx, req, r);
+    case Kind::kPatch:
+      return patch(ctx, req, r);
+    case Kind::kConditionalPatch:
+      return conditional_patch(ctx, req, r);
+    case Kind::kDelete:
+      return remove(ctx, req, r);
+    case Kind::kConditionalDelete:
+      return conditional_remove(ctx, req, r);
     case Kind::kHistoryInstance:
     case Kind::kHistoryType:
-    case Kind::kHistorySystem: return history(ctx, req, r);
-    case Kind::kSearchType: return search_type(ctx, req, r);
-    case Kind::kBatchOrTransaction: return process_bundle(*this, req);
+    case Kind::kHistorySystem:
+      return history(ctx, req, r);
+    case Kind::kSearchType:
+      return search_type(ctx, req, r);
+    case Kind::kBatchOrTransaction:
+      return process_bundle(*this, req);
   }
   throw FhirError(500, "exception", "unrouted interaction");
 }

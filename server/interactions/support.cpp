@@ -43,8 +43,9 @@ void require_resource_type(const std::string& type) {
 
 void require_valid_id(const std::string& id, const char* what) {
   if (!resources::is_valid_id(id)) {
-    throw FhirError(400, "value", std::string("Invalid ") + what + " '" + id.substr(0, 80) +
-                                      "': 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'");
+    throw FhirError(400, "value",
+                    std::string("Invalid ") + what + " '" + id.substr(0, 80) +
+                        "': 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'");
   }
 }
 
@@ -89,8 +90,8 @@ Json request_resource(const RestRequest& req, const std::string& expected_type, 
     throw FhirError(400, "not-supported", "Unknown resourceType '" + type.substr(0, 80) + "'", "resourceType");
   }
   if (type != expected_type) {
-    throw FhirError(400, "invalid",
-                    "The body holds a " + type + " but this endpoint takes a " + expected_type, "resourceType");
+    throw FhirError(400, "invalid", "The body holds a " + type + " but this endpoint takes a " + expected_type,
+                    "resourceType");
   }
   if (validate) validate_or_throw(r);
   return r;
@@ -110,7 +111,9 @@ std::optional<std::uint32_t> if_match_version(const RestRequest& req) {
   return n;
 }
 
-std::string etag(std::uint32_t version) { return "W/\"" + std::to_string(version) + "\""; }
+std::string etag(std::uint32_t version) {
+  return "W/\"" + std::to_string(version) + "\"";
+}
 
 namespace {
 
@@ -239,7 +242,8 @@ WriteResult store_delete(Context& ctx, const std::string& type, const std::strin
                          const storage::CurrentRow& existing) {
   auto& store = ctx.svc.store;
   auto& db = ctx.db();
-  if (ctx.svc.config.ref_integrity != RefIntegrity::kOff) ctx.pending_deletes.push_back({type, id, existing.pk, ctx.current_entry});
+  if (ctx.svc.config.ref_integrity != RefIntegrity::kOff)
+    ctx.pending_deletes.push_back({type, id, existing.pk, ctx.current_entry});
   WriteResult w;
   w.type = type;
   w.id = id;
@@ -259,8 +263,9 @@ void check_integrity(Context& ctx) {
     std::string list;
     for (std::size_t i = 0; i < refs.size() && i < 5; ++i) list += (i ? ", " : "") + refs[i];
     if (refs.size() > 5) list += ", ...";
-    FhirError err(409, "conflict",
-                  "Cannot delete " + d.type + "/" + d.id + ": it is referenced by " + list + " (referential integrity)");
+    FhirError err(
+        409, "conflict",
+        "Cannot delete " + d.type + "/" + d.id + ": it is referenced by " + list + " (referential integrity)");
     err.entry = d.entry;
     throw err;
   }
@@ -349,14 +354,23 @@ std::optional<std::string> base64_decode(std::string_view s) {
   int bits = 0, pad = 0;
   for (char c : s) {
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+') v = 62;
-    else if (c == '/') v = 63;
-    else if (c == '=') { ++pad; continue; }
-    else if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
-    else return std::nullopt;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '+')
+      v = 62;
+    else if (c == '/')
+      v = 63;
+    else if (c == '=') {
+      ++pad;
+      continue;
+    } else if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+      continue;
+    else
+      return std::nullopt;
     if (pad) return std::nullopt;
     buf = (buf << 6) | static_cast<unsigned>(v);
     bits += 6;
@@ -403,9 +417,7 @@ Criteria parse_criteria(std::string_view query) {
   return c;
 }
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 std::vector<std::string> split_list(const std::string& value) {
   std::vector<std::string> out(1);
@@ -474,7 +486,8 @@ std::vector<std::pair<std::uint64_t, std::string>> match_criteria(Context& ctx, 
         } else {
           val = unescape(raw);
         }
-        for (auto& m : store.find_by_token(ctx.db(), type, "identifier", sys, val, 1000)) matches.push_back(std::move(m));
+        for (auto& m : store.find_by_token(ctx.db(), type, "identifier", sys, val, 1000))
+          matches.push_back(std::move(m));
       }
     } else {
       throw FhirError(400, "not-supported",
@@ -536,7 +549,9 @@ BundleWriter::BundleWriter(const std::string& type) {
           resources::format_instant(resources::now_millis()) + "\"},\"type\":\"" + type + "\"";
 }
 
-void BundleWriter::total(std::uint64_t n) { head_ += ",\"total\":" + std::to_string(n); }
+void BundleWriter::total(std::uint64_t n) {
+  head_ += ",\"total\":" + std::to_string(n);
+}
 
 void BundleWriter::link(const std::string& relation, const std::string& url) {
   if (!links_.empty()) links_ += ',';

@@ -51,7 +51,8 @@ RestResponse update(Context& ctx, const RestRequest& req, const Route& r) {
 
 RestResponse conditional_update(Context& ctx, const RestRequest& req, const Route& r) {
   if (req.params.empty()) {
-    throw FhirError(400, "invalid", "PUT " + r.type + " needs search criteria (conditional update) or an id in the URL");
+    throw FhirError(400, "invalid",
+                    "PUT " + r.type + " needs search criteria (conditional update) or an id in the URL");
   }
   Json resource = request_resource(req, r.type);
   auto matches = match_criteria(ctx, r.type, req.params, 2);
@@ -63,10 +64,9 @@ RestResponse conditional_update(Context& ctx, const RestRequest& req, const Rout
   if (matches.size() == 1) {
     if (!req.assigned_id.empty() && req.assigned_id != matches[0].second) throw RetryTransaction{};
     if (!id.empty() && id != matches[0].second) {
-      throw FhirError(400, "invalid",
-                      "The resource id '" + id + "' differs from the matching resource " + r.type + "/" +
-                          matches[0].second,
-                      "id");
+      throw FhirError(
+          400, "invalid",
+          "The resource id '" + id + "' differs from the matching resource " + r.type + "/" + matches[0].second, "id");
     }
     target.id = matches[0].second;
   } else {

@@ -93,7 +93,9 @@ struct Connection::Stmt {
   }
 };
 
-Connection::Connection(const DbTarget& target) : target_(target) { connect(); }
+Connection::Connection(const DbTarget& target) : target_(target) {
+  connect();
+}
 
 Connection::~Connection() {
   stmts_.clear();
@@ -271,7 +273,8 @@ ResultSet Connection::execute_text(std::string_view sql) {
 std::string Connection::quote(std::string_view value) const {
   std::string out(value.size() * 2 + 3, '\0');
   out[0] = '\'';
-  unsigned long n = mysql_real_escape_string(mysql_, out.data() + 1, value.data(), static_cast<unsigned long>(value.size()));
+  unsigned long n =
+      mysql_real_escape_string(mysql_, out.data() + 1, value.data(), static_cast<unsigned long>(value.size()));
   out.resize(n + 1);
   out.push_back('\'');
   return out;
@@ -304,7 +307,8 @@ PooledConnection::~PooledConnection() {
   }
 }
 
-ConnectionPool::ConnectionPool(DbTarget target, std::size_t max_size) : target_(std::move(target)), max_size_(max_size) {}
+ConnectionPool::ConnectionPool(DbTarget target, std::size_t max_size)
+    : target_(std::move(target)), max_size_(max_size) {}
 
 PooledConnection ConnectionPool::acquire(std::chrono::milliseconds wait) {
   std::unique_lock lock(mu_);

@@ -31,7 +31,7 @@ struct DbTarget {
   std::string database;
 
   static DbTarget parse_url(const std::string& url);  // throws std::invalid_argument
-  std::string describe() const;                        // without the password
+  std::string describe() const;                       // without the password
 };
 
 class DbError : public std::runtime_error {

@@ -57,7 +57,9 @@ int run(const std::vector<std::string>& args, const fs::path& log) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-bool alive(int pid) { return pid > 0 && kill(pid, 0) == 0; }
+bool alive(int pid) {
+  return pid > 0 && kill(pid, 0) == 0;
+}
 
 bool is_mariadbd(int pid) {
   std::string comm = read_file("/proc/" + std::to_string(pid) + "/comm");
@@ -121,7 +123,8 @@ void EmbeddedMariaDb::start() {
     }
   }
   if (!running_) {
-    if (socket.string().size() > 100) throw std::runtime_error("data dir path too long for a unix socket: " + socket.string());
+    if (socket.string().size() > 100)
+      throw std::runtime_error("data dir path too long for a unix socket: " + socket.string());
     std::vector<std::string> args = {"mariadbd",
                                      "--no-defaults",
                                      "--datadir=" + data.string(),

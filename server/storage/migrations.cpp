@@ -84,8 +84,9 @@ int apply_migrations(Connection& admin) {
       }
       if (present) continue;
       for (const auto& stmt : split_sql(m.sql)) admin.execute_text(stmt);
-      admin.query("INSERT INTO schema_migration (version, name, checksum, applied_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6))",
-                  {std::int64_t{m.version}, std::string_view(m.name), std::string_view(sum)});
+      admin.query(
+          "INSERT INTO schema_migration (version, name, checksum, applied_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6))",
+          {std::int64_t{m.version}, std::string_view(m.name), std::string_view(sum)});
       ++applied;
     }
   } catch (...) {

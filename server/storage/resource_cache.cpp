@@ -4,8 +4,12 @@
 
 namespace kasama::storage {
 namespace {
-std::string key_of(const std::string& type, const std::string& id) { return type + '/' + id; }
-std::size_t cost(const std::string& key, const CachedResource& v) { return key.size() * 2 + v.content.size() + 96; }
+std::string key_of(const std::string& type, const std::string& id) {
+  return type + '/' + id;
+}
+std::size_t cost(const std::string& key, const CachedResource& v) {
+  return key.size() * 2 + v.content.size() + 96;
+}
 }  // namespace
 
 ResourceCache::Shard& ResourceCache::shard(const std::string& key) {

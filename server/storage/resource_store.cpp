@@ -9,7 +9,9 @@ namespace {
 using resources::format_sql;
 using resources::parse_sql;
 
-std::int64_t ts(const std::string& sql_time) { return parse_sql(sql_time).value_or(0); }
+std::int64_t ts(const std::string& sql_time) {
+  return parse_sql(sql_time).value_or(0);
+}
 
 StoredVersion version_from(ResultSet& rs, std::size_t r, const std::string& type, const std::string& id) {
   // columns: pk, version, last_updated, method, content
@@ -33,9 +35,11 @@ std::optional<CurrentRow> ResourceStore::current(Connection& c, const std::strin
       "SELECT pk, version, deleted, last_updated FROM resource WHERE tenant_id=? AND res_type=? AND res_id=?",
       "SELECT pk, version, deleted, last_updated FROM resource WHERE tenant_id=? AND res_type=? AND res_id=? "
       "LOCK IN SHARE MODE",
-      "SELECT pk, version, deleted, last_updated FROM resource WHERE tenant_id=? AND res_type=? AND res_id=? FOR UPDATE",
+      "SELECT pk, version, deleted, last_updated FROM resource WHERE tenant_id=? AND res_type=? AND res_id=? FOR "
+      "UPDATE",
   };
-  auto rs = c.query(kSql[static_cast<int>(lock)], {std::int64_t{tenant_}, std::string_view(type), std::string_view(id)});
+  auto rs =
+      c.query(kSql[static_cast<int>(lock)], {std::int64_t{tenant_}, std::string_view(type), std::string_view(id)});
   if (rs.empty()) return std::nullopt;
   return CurrentRow{static_cast<std::uint64_t>(rs.integer(0, 0)), static_cast<std::uint32_t>(rs.integer(0, 1)),
                     rs.integer(0, 2) != 0, ts(rs.text(0, 3))};
@@ -97,7 +101,8 @@ void ResourceStore::replace_tokens(Connection& c, std::uint64_t pk, const std::s
   c.query("DELETE FROM idx_token WHERE resource_pk=?", {pk});
   if (rows.empty()) return;
   std::string sql =
-      "INSERT INTO idx_token (resource_pk, tenant_id, param_hash, hash_sys_value, hash_value, hash_sys, sys, val) VALUES ";
+      "INSERT INTO idx_token (resource_pk, tenant_id, param_hash, hash_sys_value, hash_value, hash_sys, sys, val) "
+      "VALUES ";
   bool first = true;
   for (const auto& r : rows) {
     if (!first) sql += ',';
@@ -162,7 +167,8 @@ std::vector<std::pair<std::uint64_t, std::string>> ResourceStore::find_by_token(
         {std::int64_t{tenant_}, hash64({type, param, *system}), std::string_view(*system), lim});
   }
   std::vector<std::pair<std::uint64_t, std::string>> out;
-  for (std::size_t r = 0; r < rs.size(); ++r) out.emplace_back(static_cast<std::uint64_t>(rs.integer(r, 0)), rs.take(r, 1));
+  for (std::size_t r = 0; r < rs.size(); ++r)
+    out.emplace_back(static_cast<std::uint64_t>(rs.integer(r, 0)), rs.take(r, 1));
   return out;
 }
 
@@ -191,8 +197,9 @@ void ResourceStore::drop_conditional_key(Connection& c, const std::string& type,
 
 std::optional<std::uint64_t> ResourceStore::conditional_key_owner(Connection& c, const std::string& type,
                                                                   std::int64_t criteria_hash) const {
-  auto rs = c.query("SELECT resource_pk FROM conditional_create_key WHERE tenant_id=? AND res_type=? AND criteria_hash=?",
-                    {std::int64_t{tenant_}, std::string_view(type), criteria_hash});
+  auto rs =
+      c.query("SELECT resource_pk FROM conditional_create_key WHERE tenant_id=? AND res_type=? AND criteria_hash=?",
+              {std::int64_t{tenant_}, std::string_view(type), criteria_hash});
   if (rs.empty()) return std::nullopt;
   return static_cast<std::uint64_t>(rs.integer(0, 0));
 }
@@ -240,15 +247,18 @@ void history_where(const HistoryQuery& q, unsigned tenant, std::string& sql, std
 }  // namespace
 
 std::vector<StoredVersion> ResourceStore::history(Connection& c, const HistoryQuery& q) const {
-  std::string sql = "SELECT h.resource_pk, h.version, h.last_updated, h.method, h.content, h.res_type, h.res_id "
-                    "FROM resource_history h";
+  std::string sql =
+      "SELECT h.resource_pk, h.version, h.last_updated, h.method, h.content, h.res_type, h.res_id "
+      "FROM resource_history h";
   std::vector<Param> params;
   std::vector<std::string> keep;
   history_where(q, tenant_, sql, params, keep);
   if (q.before_time) {
     keep.push_back(format_sql(*q.before_time));
     const std::string& t = keep.back();
-    sql += " AND (h.last_updated < ? OR (h.last_updated = ? AND (h.resource_pk < ? OR (h.resource_pk = ? AND h.version < ?))))";
+    sql +=
+        " AND (h.last_updated < ? OR (h.last_updated = ? AND (h.resource_pk < ? OR (h.resource_pk = ? AND h.version < "
+        "?))))";
     params.emplace_back(std::string_view(t));
     params.emplace_back(std::string_view(t));
     params.emplace_back(std::uint64_t{q.before_pk});

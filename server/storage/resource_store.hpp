@@ -70,7 +70,8 @@ class ResourceStore {
                               const std::string& id, std::uint32_t version, std::int64_t last_updated,
                               const std::string& method, const std::string& content) const;
 
-  void replace_tokens(Connection& c, std::uint64_t pk, const std::string& type, const std::vector<TokenRow>& rows) const;
+  void replace_tokens(Connection& c, std::uint64_t pk, const std::string& type,
+                      const std::vector<TokenRow>& rows) const;
   void replace_links(Connection& c, std::uint64_t pk, const std::vector<LinkRow>& rows) const;
   void clear_dependents(Connection& c, std::uint64_t pk) const;  // tokens, links, conditional keys
 

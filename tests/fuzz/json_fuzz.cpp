@@ -1,6 +1,6 @@
 // libFuzzer target over the JSON parser, the serializer and the validator.
-//   cmake -S . -B build-fuzz -DKASAMA_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ && cmake --build build-fuzz --target fuzz_json
-//   build-fuzz/tests/fuzz/fuzz_json -max_total_time=300 ../shared/corpora/r4-examples
+//   cmake -S . -B build-fuzz -DKASAMA_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ && cmake --build build-fuzz --target
+//   fuzz_json build-fuzz/tests/fuzz/fuzz_json -max_total_time=300 ../shared/corpora/r4-examples
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

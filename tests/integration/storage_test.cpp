@@ -1,9 +1,9 @@
 #define BOOST_TEST_MODULE integration_storage
 // Storage against a real MariaDB: the private instance of the "main" test fixture, in a
 // database of this test's own (created and dropped here).
-#include <boost/test/unit_test.hpp>
 #include <mysql.h>
 #include <unistd.h>
+#include <boost/test/unit_test.hpp>
 
 #include <chrono>
 #include <cstdlib>
@@ -68,8 +68,10 @@ BOOST_AUTO_TEST_CASE(migrations_are_idempotent_and_tamper_evident) {
   c.execute_text("UPDATE schema_migration SET checksum = REPEAT('0', 64) WHERE version = 1");
   BOOST_CHECK_THROW(apply_migrations(c), std::runtime_error);
   c.execute_text("DELETE FROM schema_migration WHERE version = 1");
-  c.query("INSERT INTO schema_migration (version, name, checksum, applied_at) VALUES (1, ?, SHA2(?, 256), UTC_TIMESTAMP(6))",
-          {std::string_view(embedded_migrations()[0].name), std::string_view(embedded_migrations()[0].sql)});
+  c.query(
+      "INSERT INTO schema_migration (version, name, checksum, applied_at) VALUES (1, ?, SHA2(?, 256), "
+      "UTC_TIMESTAMP(6))",
+      {std::string_view(embedded_migrations()[0].name), std::string_view(embedded_migrations()[0].sql)});
   BOOST_TEST(apply_migrations(c) == 0);
 }
 
@@ -77,13 +79,15 @@ BOOST_AUTO_TEST_CASE(versions_history_and_at) {
   Connection c(db().target());
   ResourceStore store(1);
   c.begin();
-  auto pk = store.write_version(c, std::nullopt, "Patient", "v1", 1, 1'000'000, "POST", R"({"resourceType":"Patient","id":"v1"})");
+  auto pk = store.write_version(c, std::nullopt, "Patient", "v1", 1, 1'000'000, "POST",
+                                R"({"resourceType":"Patient","id":"v1"})");
   c.commit();
   c.begin();
   auto cur = store.current(c, "Patient", "v1", Lock::kUpdate);
   BOOST_REQUIRE(cur.has_value());
   BOOST_TEST(cur->version == 1u);
-  store.write_version(c, cur, "Patient", "v1", 2, 2'000'000, "PUT", R"({"resourceType":"Patient","id":"v1","active":true})");
+  store.write_version(c, cur, "Patient", "v1", 2, 2'000'000, "PUT",
+                      R"({"resourceType":"Patient","id":"v1","active":true})");
   c.commit();
   c.begin();
   cur = store.current(c, "Patient", "v1", Lock::kUpdate);

@@ -34,8 +34,15 @@ BOOST_AUTO_TEST_CASE(ranges_follow_precision) {
 }
 
 BOOST_AUTO_TEST_CASE(rejects_malformed_times) {
-  const char* bad[] = {"", "24", "2024-13", "2023-02-29", "2024-05-01T25:00:00Z", "2024-05-01T10:00:00+9",
-                       "2024-05-01 10:00:00Z", "2024-05-01T10:00:00.Z", "２０２４"};
+  const char* bad[] = {"",
+                       "24",
+                       "2024-13",
+                       "2023-02-29",
+                       "2024-05-01T25:00:00Z",
+                       "2024-05-01T10:00:00+9",
+                       "2024-05-01 10:00:00Z",
+                       "2024-05-01T10:00:00.Z",
+                       "２０２４"};
   for (const char* b : bad) BOOST_TEST(!parse_fhir_time_range(b).has_value(), b);
 }
 
@@ -88,6 +95,7 @@ BOOST_AUTO_TEST_CASE(references_found_everywhere_but_inside_bundles) {
   auto refs = find_references(obs.value);
   BOOST_TEST(refs.size() == 3u);
   BOOST_TEST(refs[0].path == "Observation.subject");
-  auto bundle = parse_json(R"({"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Observation","subject":{"reference":"Patient/1"}}}]})");
+  auto bundle = parse_json(
+      R"({"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Observation","subject":{"reference":"Patient/1"}}}]})");
   BOOST_TEST(find_references(bundle.value).empty());
 }

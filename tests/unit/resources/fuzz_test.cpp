@@ -46,14 +46,30 @@ std::string mutate(std::string s, std::mt19937& rng) {
   for (int i = 0; i < edits && !s.empty(); ++i) {
     std::size_t pos = rng() % s.size();
     switch (op(rng)) {
-      case 0: s.erase(pos, 1 + rng() % 8); break;                               // delete
-      case 1: s.insert(pos, 1, static_cast<char>(rng() % 256)); break;           // random byte
-      case 2: s[pos] = "{}[],:\"\\0123456789.eE-+ntfu"[rng() % 27]; break;       // structural char
-      case 3: s.resize(pos); break;                                               // truncate
-      case 4: s.insert(pos, s.substr(rng() % s.size(), rng() % 64)); break;      // duplicate a slice
-      case 5: s.insert(pos, "\xe5\xb1"); break;                                   // broken UTF-8
-      case 6: s.insert(pos, "1e999999"); break;                                   // huge exponent
-      default: s.insert(pos, std::string(rng() % 300, rng() % 2 ? '[' : '{')); break;  // nesting
+      case 0:
+        s.erase(pos, 1 + rng() % 8);
+        break;  // delete
+      case 1:
+        s.insert(pos, 1, static_cast<char>(rng() % 256));
+        break;  // random byte
+      case 2:
+        s[pos] = "{}[],:\"\\0123456789.eE-+ntfu"[rng() % 27];
+        break;  // structural char
+      case 3:
+        s.resize(pos);
+        break;  // truncate
+      case 4:
+        s.insert(pos, s.substr(rng() % s.size(), rng() % 64));
+        break;  // duplicate a slice
+      case 5:
+        s.insert(pos, "\xe5\xb1");
+        break;  // broken UTF-8
+      case 6:
+        s.insert(pos, "1e999999");
+        break;  // huge exponent
+      default:
+        s.insert(pos, std::string(rng() % 300, rng() % 2 ? '[' : '{'));
+        break;  // nesting
     }
   }
   return s;

@@ -38,12 +38,12 @@ BOOST_AUTO_TEST_CASE(round_trip_keeps_decimal_text_and_utf8) {
 
 BOOST_AUTO_TEST_CASE(rejects_bad_json_with_a_message) {
   const char* cases[] = {
-      R"({"a":1,"a":2})",           // duplicate key
-      R"({"a":1,)",                 // truncated
-      "{\"a\":\"\xff\xfe\"}",       // invalid UTF-8
-      R"({"a":01})",                // leading zero
-      "",                           // empty
-      R"({"a":1} x)",               // trailing garbage
+      R"({"a":1,"a":2})",      // duplicate key
+      R"({"a":1,)",            // truncated
+      "{\"a\":\"\xff\xfe\"}",  // invalid UTF-8
+      R"({"a":01})",           // leading zero
+      "",                      // empty
+      R"({"a":1} x)",          // trailing garbage
       R"({"a":NaN})",
   };
   for (const char* c : cases) {

@@ -73,7 +73,8 @@ void check_cases(const std::vector<Case>& cases) {
     BOOST_TEST_CONTEXT(c.name) {
       Json input = parse_or_fail(c.input);
       auto issues = validate_resource(input);
-      BOOST_TEST(issues.size() == c.issues.size(), c.name << ": expected " << c.issues.size() << " issue(s), got" << describe(issues));
+      BOOST_TEST(issues.size() == c.issues.size(),
+                 c.name << ": expected " << c.issues.size() << " issue(s), got" << describe(issues));
       for (const Expected& e : c.issues) {
         bool found = std::any_of(issues.begin(), issues.end(), [&](const ValidationIssue& i) {
           return i.code == e.code && i.expression == e.expression;
@@ -94,7 +95,8 @@ std::string observation(const std::string& extra) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(table_of_valid_and_invalid_resources) {
-  const std::string obs_quantity = observation(R"("valueQuantity":{"value":1.50,"unit":"mg","system":"http://unitsofmeasure.org","code":"mg"})");
+  const std::string obs_quantity =
+      observation(R"("valueQuantity":{"value":1.50,"unit":"mg","system":"http://unitsofmeasure.org","code":"mg"})");
   const std::string obs_string = observation(R"("valueString":"positive")");
   const std::string obs_leap = observation(R"("effectiveDateTime":"2020-02-29T10:00:00+09:00")");
   const std::string obs_component = observation(
@@ -106,8 +108,7 @@ BOOST_AUTO_TEST_CASE(table_of_valid_and_invalid_resources) {
   const std::string obs_two_choices = observation(R"("valueString":"a","valueBoolean":true)");
   const std::string obs_bare_choice = observation(R"("value":5)");
   const std::string obs_wrong_case = observation(R"("valuequantity":{"value":1})");
-  const std::string obs_status_space =
-      R"({"resourceType":"Observation","status":"final ","code":{"text":"x"}})";
+  const std::string obs_status_space = R"({"resourceType":"Observation","status":"final ","code":{"text":"x"}})";
   const std::string obs_integer_fraction = observation(R"("valueInteger":1.5)");
   const std::string obs_integer_big = observation(R"("valueInteger":2147483648)");
   const std::string obs_integer_min = observation(R"("valueInteger":-2147483648)");
@@ -140,9 +141,12 @@ BOOST_AUTO_TEST_CASE(table_of_valid_and_invalid_resources) {
       {"null placeholders aligned in both arrays",
        R"({"resourceType":"Patient","name":[{"given":["Eve",null,"Ann"],"_given":[null,{"extension":[{"url":"http://x","valueString":"y"}]},{"id":"g3"}]}]})",
        {}},
-      {"year and year-month dates", R"({"resourceType":"Patient","birthDate":"1974","deceasedDateTime":"2001-07"})", {}},
+      {"year and year-month dates",
+       R"({"resourceType":"Patient","birthDate":"1974","deceasedDateTime":"2001-07"})",
+       {}},
       {"instant with fraction and offset",
-       R"({"resourceType":"Patient","meta":{"lastUpdated":"2015-02-07T13:28:17.239+02:00","versionId":"1"}})", {}},
+       R"({"resourceType":"Patient","meta":{"lastUpdated":"2015-02-07T13:28:17.239+02:00","versionId":"1"}})",
+       {}},
       {"contained resource referenced locally",
        R"({"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"org1","name":"ACME"}],
            "managingOrganization":{"reference":"#org1"}})",
@@ -162,12 +166,15 @@ BOOST_AUTO_TEST_CASE(table_of_valid_and_invalid_resources) {
        R"({"resourceType":"Parameters","parameter":[{"name":"p","resource":{"resourceType":"Patient"}},{"name":"n","valueInteger":3}]})",
        {}},
       {"japanese strings with U+3000 and full-width digits",
-       "{\"resourceType\":\"Patient\",\"name\":[{\"text\":\"山田\u3000太郎\",\"family\":\"山田\",\"given\":[\"太郎\"]}],"
-       "\"address\":[{\"text\":\"東京都千代田区千代田１－１\",\"line\":[\"千代田１２３\u3000番地\"],\"postalCode\":\"１００－０００１\"}],"
+       "{\"resourceType\":\"Patient\",\"name\":[{\"text\":\"山田\u3000太郎\",\"family\":\"山田\",\"given\":[\"太郎\"]}]"
+       ","
+       "\"address\":[{\"text\":\"東京都千代田区千代田１－１\",\"line\":[\"千代田１２３\u3000番地\"],\"postalCode\":"
+       "\"１００－０００１\"}],"
        "\"identifier\":[{\"system\":\"urn:oid:1.2.392.100495.20.3.51.1\",\"value\":\"００１２３\"}]}",
        {}},
       {"code containing U+3000 is one token",
-       "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"coding\":[{\"code\":\"血液\u3000検査\"}]}}", {}},
+       "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"coding\":[{\"code\":\"血液\u3000検査\"}]}}",
+       {}},
       {"nested questionnaire items via contentReference",
        R"({"resourceType":"Questionnaire","status":"draft","item":[{"linkId":"1","type":"group",
            "item":[{"linkId":"1.1","type":"string","item":[{"linkId":"1.1.1","type":"display","text":"t"}]}]}]})",
@@ -178,14 +185,17 @@ BOOST_AUTO_TEST_CASE(table_of_valid_and_invalid_resources) {
            "dosageInstruction":[{"timing":{"repeat":{"frequency":2,"period":1,"periodUnit":"d"}},
              "doseAndRate":[{"doseQuantity":{"value":1}}]}]})",
        {}},
-      {"base64 with line breaks", "{\"resourceType\":\"Binary\",\"contentType\":\"text/plain\",\"data\":\"SGVsbG8g\\nV29y bGQ=\"}", {}},
+      {"base64 with line breaks",
+       "{\"resourceType\":\"Binary\",\"contentType\":\"text/plain\",\"data\":\"SGVsbG8g\\nV29y bGQ=\"}",
+       {}},
       {"extension with oid and uuid values",
        R"({"resourceType":"Patient","extension":[{"url":"http://x/a","valueOid":"urn:oid:2.16.840.1.113883"},
            {"url":"http://x/b","valueUuid":"urn:uuid:c757873d-ec9a-4326-a141-556f43239520"},
            {"url":"http://x/c","extension":[{"url":"d","valueCodeableConcept":{"text":"e"}}]}]})",
        {}},
       {"resource id with primitive extension",
-       R"({"resourceType":"Patient","id":"a","_id":{"extension":[{"url":"http://x","valueString":"y"}]}})", {}},
+       R"({"resourceType":"Patient","id":"a","_id":{"extension":[{"url":"http://x","valueString":"y"}]}})",
+       {}},
 
       // ---- structure: resource envelope ----
       {"root is an array", "[]", {{"structure", ""}}},
@@ -193,25 +203,39 @@ BOOST_AUTO_TEST_CASE(table_of_valid_and_invalid_resources) {
       {"unknown resourceType", R"({"resourceType":"Foo"})", {{"structure", "resourceType"}}},
       {"abstract resourceType", R"({"resourceType":"DomainResource"})", {{"structure", "resourceType"}}},
       {"resourceType not a string", R"({"resourceType":1})", {{"structure", "resourceType"}}},
-      {"resourceType inside a datatype", R"({"resourceType":"Patient","name":[{"resourceType":"HumanName","family":"x"}]})",
+      {"resourceType inside a datatype",
+       R"({"resourceType":"Patient","name":[{"resourceType":"HumanName","family":"x"}]})",
        {{"structure", "Patient.name[0].resourceType"}}},
       // ---- structure: elements ----
       {"unknown element", R"({"resourceType":"Patient","foo":1})", {{"structure", "Patient.foo"}}},
-      {"unknown element in a datatype", R"({"resourceType":"Patient","name":[{"family":"x","surname":"y"}]})",
+      {"unknown element in a datatype",
+       R"({"resourceType":"Patient","name":[{"family":"x","surname":"y"}]})",
        {{"structure", "Patient.name[0].surname"}}},
-      {"repeating element not an array", R"({"resourceType":"Patient","name":{"family":"x"}})", {{"structure", "Patient.name"}}},
+      {"repeating element not an array",
+       R"({"resourceType":"Patient","name":{"family":"x"}})",
+       {{"structure", "Patient.name"}}},
       {"single element as array", R"({"resourceType":"Patient","gender":["male"]})", {{"structure", "Patient.gender"}}},
       {"boolean as string", R"({"resourceType":"Patient","active":"true"})", {{"structure", "Patient.active"}}},
-      {"string as number", R"({"resourceType":"Patient","name":[{"family":12}]})", {{"structure", "Patient.name[0].family"}}},
-      {"object where primitive expected", R"({"resourceType":"Patient","birthDate":{"value":"1970"}})",
+      {"string as number",
+       R"({"resourceType":"Patient","name":[{"family":12}]})",
+       {{"structure", "Patient.name[0].family"}}},
+      {"object where primitive expected",
+       R"({"resourceType":"Patient","birthDate":{"value":"1970"}})",
        {{"structure", "Patient.birthDate"}}},
-      {"datatype as string", R"({"resourceType":"Patient","maritalStatus":"M"})", {{"structure", "Patient.maritalStatus"}}},
+      {"datatype as string",
+       R"({"resourceType":"Patient","maritalStatus":"M"})",
+       {{"structure", "Patient.maritalStatus"}}},
       {"empty object", R"({"resourceType":"Patient","name":[{}]})", {{"structure", "Patient.name[0]"}}},
       {"empty array", R"({"resourceType":"Patient","name":[]})", {{"structure", "Patient.name"}}},
-      {"empty string", R"({"resourceType":"Patient","name":[{"family":""}]})", {{"structure", "Patient.name[0].family"}}},
+      {"empty string",
+       R"({"resourceType":"Patient","name":[{"family":""}]})",
+       {{"structure", "Patient.name[0].family"}}},
       {"null single value", R"({"resourceType":"Patient","gender":null})", {{"structure", "Patient.gender"}}},
-      {"null inside array of complex", R"({"resourceType":"Patient","name":[null]})", {{"structure", "Patient.name[0]"}}},
-      {"null in array without extension", R"({"resourceType":"Patient","name":[{"given":["a",null]}]})",
+      {"null inside array of complex",
+       R"({"resourceType":"Patient","name":[null]})",
+       {{"structure", "Patient.name[0]"}}},
+      {"null in array without extension",
+       R"({"resourceType":"Patient","name":[{"given":["a",null]}]})",
        {{"structure", "Patient.name[0].given[1]"}}},
       {"both null at the same index",
        R"({"resourceType":"Patient","name":[{"given":["a",null],"_given":[null,null]}]})",
@@ -219,12 +243,18 @@ BOOST_AUTO_TEST_CASE(table_of_valid_and_invalid_resources) {
       {"primitive extension arrays not aligned",
        R"({"resourceType":"Patient","name":[{"given":["a","b"],"_given":[{"id":"x"}]}]})",
        {{"structure", "Patient.name[0]._given"}}},
-      {"primitive extension as string", R"({"resourceType":"Patient","birthDate":"1970","_birthDate":"x"})",
+      {"primitive extension as string",
+       R"({"resourceType":"Patient","birthDate":"1970","_birthDate":"x"})",
        {{"structure", "Patient._birthDate"}}},
-      {"primitive extension null", R"({"resourceType":"Patient","_birthDate":null})", {{"structure", "Patient._birthDate"}}},
-      {"primitive extension with value", R"({"resourceType":"Patient","_birthDate":{"value":"1970"}})",
+      {"primitive extension null",
+       R"({"resourceType":"Patient","_birthDate":null})",
+       {{"structure", "Patient._birthDate"}}},
+      {"primitive extension with value",
+       R"({"resourceType":"Patient","_birthDate":{"value":"1970"}})",
        {{"structure", "Patient._birthDate.value"}}},
-      {"underscore on a complex element", R"({"resourceType":"Patient","_name":[{"id":"a"}]})", {{"structure", "Patient._name"}}},
+      {"underscore on a complex element",
+       R"({"resourceType":"Patient","_name":[{"id":"a"}]})",
+       {{"structure", "Patient._name"}}},
       {"underscore on an XML attribute",
        R"({"resourceType":"Patient","extension":[{"url":"http://x","_url":{"id":"a"},"valueString":"v"}]})",
        {{"structure", "Patient.extension[0]._url"}}},
@@ -233,8 +263,10 @@ BOOST_AUTO_TEST_CASE(table_of_valid_and_invalid_resources) {
       {"choice suffix in wrong case", obs_wrong_case.c_str(), {{"structure", "Observation.valuequantity"}}},
       {"decimal as string", obs_decimal_string.c_str(), {{"structure", "Observation.valueQuantity.value"}}},
       {"narrative div as object",
-       R"({"resourceType":"Patient","text":{"status":"generated","div":{"p":"x"}}})", {{"structure", "Patient.text.div"}}},
-      {"contained without resourceType", R"({"resourceType":"Patient","contained":[{"id":"x"}]})",
+       R"({"resourceType":"Patient","text":{"status":"generated","div":{"p":"x"}}})",
+       {{"structure", "Patient.text.div"}}},
+      {"contained without resourceType",
+       R"({"resourceType":"Patient","contained":[{"id":"x"}]})",
        {{"structure", "Patient.contained[0].resourceType"}}},
       {"unknown element in contained resource",
        R"({"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o","foo":true}]})",
@@ -252,13 +284,18 @@ BOOST_AUTO_TEST_CASE(table_of_valid_and_invalid_resources) {
        {{"structure", "Bundle.entry[0].response.outcome.resourceType"}}},
       // ---- value: primitive formats ----
       {"month 13", R"({"resourceType":"Patient","birthDate":"1974-13-01"})", {{"value", "Patient.birthDate"}}},
-      {"february 29 in a common year", R"({"resourceType":"Patient","birthDate":"2019-02-29"})", {{"value", "Patient.birthDate"}}},
+      {"february 29 in a common year",
+       R"({"resourceType":"Patient","birthDate":"2019-02-29"})",
+       {{"value", "Patient.birthDate"}}},
       {"year zero", R"({"resourceType":"Patient","birthDate":"0000"})", {{"value", "Patient.birthDate"}}},
-      {"date with time", R"({"resourceType":"Patient","birthDate":"1974-12-25T10:00:00Z"})", {{"value", "Patient.birthDate"}}},
+      {"date with time",
+       R"({"resourceType":"Patient","birthDate":"1974-12-25T10:00:00Z"})",
+       {{"value", "Patient.birthDate"}}},
       {"dateTime without time zone", obs_no_tz.c_str(), {{"value", "Observation.effectiveDateTime"}}},
       {"dateTime without seconds", obs_no_secs.c_str(), {{"value", "Observation.effectiveDateTime"}}},
       {"time zone beyond 14:00", obs_tz15.c_str(), {{"value", "Observation.effectiveDateTime"}}},
-      {"instant with date only", R"({"resourceType":"Patient","meta":{"lastUpdated":"2015-02-07"}})",
+      {"instant with date only",
+       R"({"resourceType":"Patient","meta":{"lastUpdated":"2015-02-07"}})",
        {{"value", "Patient.meta.lastUpdated"}}},
       {"time out of range", obs_bad_time.c_str(), {{"value", "Observation.valueTime"}}},
       {"code with trailing space", obs_status_space.c_str(), {{"value", "Observation.status"}}},
@@ -270,33 +307,48 @@ BOOST_AUTO_TEST_CASE(table_of_valid_and_invalid_resources) {
        R"({"resourceType":"Patient","id":"12345678901234567890123456789012345678901234567890123456789012345"})",
        {{"value", "Patient.id"}}},
       {"id with full-width digits", "{\"resourceType\":\"Patient\",\"id\":\"１２３\"}", {{"value", "Patient.id"}}},
-      {"uri with a space", R"({"resourceType":"Patient","implicitRules":"http://x y"})", {{"value", "Patient.implicitRules"}}},
+      {"uri with a space",
+       R"({"resourceType":"Patient","implicitRules":"http://x y"})",
+       {{"value", "Patient.implicitRules"}}},
       {"integer with a fraction", obs_integer_fraction.c_str(), {{"value", "Observation.valueInteger"}}},
       {"integer beyond 32 bits", obs_integer_big.c_str(), {{"value", "Observation.valueInteger"}}},
       {"positiveInt zero",
        R"({"resourceType":"MedicationRequest","status":"active","intent":"order","subject":{"reference":"Patient/1"},
            "medicationCodeableConcept":{"text":"m"},"dosageInstruction":[{"timing":{"repeat":{"frequency":0}}}]})",
        {{"value", "MedicationRequest.dosageInstruction[0].timing.repeat.frequency"}}},
-      {"unsignedInt negative", R"({"resourceType":"Bundle","type":"searchset","total":-1})", {{"value", "Bundle.total"}}},
-      {"control character in a string", R"({"resourceType":"Patient","name":[{"family":"a\u0001b"}]})",
+      {"unsignedInt negative",
+       R"({"resourceType":"Bundle","type":"searchset","total":-1})",
+       {{"value", "Bundle.total"}}},
+      {"control character in a string",
+       R"({"resourceType":"Patient","name":[{"family":"a\u0001b"}]})",
        {{"value", "Patient.name[0].family"}}},
-      {"oid with a leading zero", R"({"resourceType":"Patient","extension":[{"url":"http://x","valueOid":"urn:oid:1.02"}]})",
+      {"oid with a leading zero",
+       R"({"resourceType":"Patient","extension":[{"url":"http://x","valueOid":"urn:oid:1.02"}]})",
        {{"value", "Patient.extension[0].valueOid"}}},
       {"uuid in upper case",
        R"({"resourceType":"Patient","extension":[{"url":"http://x","valueUuid":"urn:uuid:C757873D-EC9A-4326-A141-556F43239520"}]})",
        {{"value", "Patient.extension[0].valueUuid"}}},
-      {"base64 of wrong length", R"({"resourceType":"Binary","contentType":"text/plain","data":"abc"})", {{"value", "Binary.data"}}},
-      {"base64 with bad characters", R"({"resourceType":"Binary","contentType":"text/plain","data":"ab$d"})", {{"value", "Binary.data"}}},
+      {"base64 of wrong length",
+       R"({"resourceType":"Binary","contentType":"text/plain","data":"abc"})",
+       {{"value", "Binary.data"}}},
+      {"base64 with bad characters",
+       R"({"resourceType":"Binary","contentType":"text/plain","data":"ab$d"})",
+       {{"value", "Binary.data"}}},
       // ---- required ----
-      {"observation without status", R"({"resourceType":"Observation","code":{"text":"x"}})", {{"required", "Observation.status"}}},
-      {"extension without url", R"({"resourceType":"Patient","extension":[{"valueString":"x"}]})",
+      {"observation without status",
+       R"({"resourceType":"Observation","code":{"text":"x"}})",
+       {{"required", "Observation.status"}}},
+      {"extension without url",
+       R"({"resourceType":"Patient","extension":[{"valueString":"x"}]})",
        {{"required", "Patient.extension[0].url"}}},
-      {"backbone element missing a required child", R"({"resourceType":"Patient","link":[{"type":"seealso"}]})",
+      {"backbone element missing a required child",
+       R"({"resourceType":"Patient","link":[{"type":"seealso"}]})",
        {{"required", "Patient.link[0].other"}}},
       {"required inside contentReference children",
        R"({"resourceType":"Questionnaire","status":"draft","item":[{"linkId":"1","type":"group","item":[{"type":"string"}]}]})",
        {{"required", "Questionnaire.item[0].item[0].linkId"}}},
-      {"required in a contained resource", R"({"resourceType":"Patient","contained":[{"resourceType":"Observation","code":{"text":"x"}}]})",
+      {"required in a contained resource",
+       R"({"resourceType":"Patient","contained":[{"resourceType":"Observation","code":{"text":"x"}}]})",
        {{"required", "Patient.contained[0].status"}}},
       {"required primitive satisfied by its extension only",
        R"({"resourceType":"Observation","_status":{"extension":[{"url":"http://x","valueCode":"unknown"}]},"code":{"text":"x"}})",
@@ -342,11 +394,13 @@ BOOST_AUTO_TEST_CASE(required_bindings) {
   const std::string cc_absent = condition(
       R"({"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]})");
   const std::string cc_text_only = condition(R"({"text":"active"})");
-  const std::string cc_other_system = condition(R"({"coding":[{"system":"http://snomed.info/sct","code":"55561003"}]})");
+  const std::string cc_other_system =
+      condition(R"({"coding":[{"system":"http://snomed.info/sct","code":"55561003"}]})");
   const std::string cc_bad_code = condition(
       R"({"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"Active"}]})");
   const std::string cc_no_system = condition(R"({"coding":[{"code":"active"}]})");
-  const std::string cc_r3_system = condition(R"({"coding":[{"system":"http://hl7.org/fhir/condition-clinical","code":"active"}]})");
+  const std::string cc_r3_system =
+      condition(R"({"coding":[{"system":"http://hl7.org/fhir/condition-clinical","code":"active"}]})");
   const std::string obs_comparator = observation(R"("valueQuantity":{"value":1,"comparator":"<="})");
   const std::string obs_bad_comparator = observation(R"("valueQuantity":{"value":1,"comparator":"=="})");
 
@@ -355,15 +409,19 @@ BOOST_AUTO_TEST_CASE(required_bindings) {
       {"gender female", R"({"resourceType":"Patient","gender":"female"})", {}},
       {"gender unknown", R"({"resourceType":"Patient","gender":"unknown"})", {}},
       {"nested code system concept (observation-status corrected under amended)",
-       R"({"resourceType":"Observation","status":"corrected","code":{"text":"x"}})", {}},
+       R"({"resourceType":"Observation","status":"corrected","code":{"text":"x"}})",
+       {}},
       {"binding with |version (Patient.link.type)",
-       R"({"resourceType":"Patient","link":[{"other":{"reference":"Patient/2"},"type":"seealso"}]})", {}},
+       R"({"resourceType":"Patient","link":[{"other":{"reference":"Patient/2"},"type":"seealso"}]})",
+       {}},
       {"value set with an explicit concept list (units-of-time d)", unit_day.c_str(), {}},
       {"quantity comparator in a datatype", obs_comparator.c_str(), {}},
       {"codeable concept with a coding from the set and text", cc_coded.c_str(), {}},
       {"codeable concept with a translation besides the coding from the set", cc_translation.c_str(), {}},
       {"codeable concept with only a data-absent-reason extension", cc_absent.c_str(), {}},
-      {"code given only as an extension", R"({"resourceType":"Patient","_gender":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}})", {}},
+      {"code given only as an extension",
+       R"({"resourceType":"Patient","_gender":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}})",
+       {}},
       {"codeable concept binding on SupplyDelivery.type",
        R"({"resourceType":"SupplyDelivery","type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/supply-item-type","code":"device"}]}})",
        {}},
@@ -372,7 +430,8 @@ BOOST_AUTO_TEST_CASE(required_bindings) {
            "base":["Patient","Observation"],"type":"token"})",
        {}},
       {"value set of an external terminology is not checked (mimetypes)",
-       R"({"resourceType":"Binary","contentType":"application/x-anything"})", {}},
+       R"({"resourceType":"Binary","contentType":"application/x-anything"})",
+       {}},
       {"value set outside the core definitions is not checked (v3 confidentiality)",
        R"({"resourceType":"Composition","status":"final","type":{"text":"t"},"date":"2020","author":[{"display":"a"}],
            "title":"t","confidentiality":"ZZZ"})",
@@ -382,10 +441,17 @@ BOOST_AUTO_TEST_CASE(required_bindings) {
            "request":{"method":"POST","url":"Patient"}}]})",
        {}},
       // ---- invalid ----
-      {"gender not in the set", R"({"resourceType":"Patient","gender":"unknown-code"})", {{"code-invalid", "Patient.gender"}}},
-      {"codes are case-sensitive", R"({"resourceType":"Patient","gender":"Male"})", {{"code-invalid", "Patient.gender"}}},
-      {"a code of another value set", R"({"resourceType":"Patient","gender":"active"})", {{"code-invalid", "Patient.gender"}}},
-      {"observation status", R"({"resourceType":"Observation","status":"done","code":{"text":"x"}})",
+      {"gender not in the set",
+       R"({"resourceType":"Patient","gender":"unknown-code"})",
+       {{"code-invalid", "Patient.gender"}}},
+      {"codes are case-sensitive",
+       R"({"resourceType":"Patient","gender":"Male"})",
+       {{"code-invalid", "Patient.gender"}}},
+      {"a code of another value set",
+       R"({"resourceType":"Patient","gender":"active"})",
+       {{"code-invalid", "Patient.gender"}}},
+      {"observation status",
+       R"({"resourceType":"Observation","status":"done","code":{"text":"x"}})",
        {{"code-invalid", "Observation.status"}}},
       {"abstract code (item-type question is notSelectable)",
        R"({"resourceType":"Questionnaire","status":"draft","item":[{"linkId":"1","type":"question"}]})",
@@ -393,20 +459,32 @@ BOOST_AUTO_TEST_CASE(required_bindings) {
       {"versioned binding, code not in the set",
        R"({"resourceType":"Patient","link":[{"other":{"reference":"Patient/2"},"type":"sameas"}]})",
        {{"code-invalid", "Patient.link[0].type"}}},
-      {"explicit concept list, code not in it", unit_days.c_str(),
+      {"explicit concept list, code not in it",
+       unit_days.c_str(),
        {{"code-invalid", "MedicationRequest.dosageInstruction[0].timing.repeat.periodUnit"}}},
-      {"quantity comparator not in the set", obs_bad_comparator.c_str(), {{"code-invalid", "Observation.valueQuantity.comparator"}}},
-      {"narrative status", R"({"resourceType":"Patient","text":{"status":"done","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"}})",
+      {"quantity comparator not in the set",
+       obs_bad_comparator.c_str(),
+       {{"code-invalid", "Observation.valueQuantity.comparator"}}},
+      {"narrative status",
+       R"({"resourceType":"Patient","text":{"status":"done","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"}})",
        {{"code-invalid", "Patient.text.status"}}},
       {"repeating code, second value wrong",
        R"({"resourceType":"SearchParameter","url":"http://x/sp","name":"n","status":"draft","description":"d","code":"c",
            "base":["Patient","Bogus"],"type":"token"})",
        {{"code-invalid", "SearchParameter.base[1]"}}},
       {"codeable concept with text only", cc_text_only.c_str(), {{"code-invalid", "Condition.clinicalStatus"}}},
-      {"codeable concept with a coding of another system only", cc_other_system.c_str(), {{"code-invalid", "Condition.clinicalStatus"}}},
-      {"codeable concept with the set's system and a wrong code", cc_bad_code.c_str(), {{"code-invalid", "Condition.clinicalStatus"}}},
-      {"codeable concept coding without a system", cc_no_system.c_str(), {{"code-invalid", "Condition.clinicalStatus"}}},
-      {"codeable concept coding with the STU3 system url", cc_r3_system.c_str(), {{"code-invalid", "Condition.clinicalStatus"}}},
+      {"codeable concept with a coding of another system only",
+       cc_other_system.c_str(),
+       {{"code-invalid", "Condition.clinicalStatus"}}},
+      {"codeable concept with the set's system and a wrong code",
+       cc_bad_code.c_str(),
+       {{"code-invalid", "Condition.clinicalStatus"}}},
+      {"codeable concept coding without a system",
+       cc_no_system.c_str(),
+       {{"code-invalid", "Condition.clinicalStatus"}}},
+      {"codeable concept coding with the STU3 system url",
+       cc_r3_system.c_str(),
+       {{"code-invalid", "Condition.clinicalStatus"}}},
       {"in a contained resource",
        R"({"resourceType":"Patient","contained":[{"resourceType":"Observation","status":"bogus","code":{"text":"x"}}]})",
        {{"code-invalid", "Patient.contained[0].status"}}},
@@ -417,7 +495,8 @@ BOOST_AUTO_TEST_CASE(required_bindings) {
        R"({"resourceType":"Bundle","type":"transactions","entry":[{"resource":{"resourceType":"Patient"},"request":{"method":"post","url":"Patient"}}]})",
        {{"code-invalid", "Bundle.type"}, {"code-invalid", "Bundle.entry[0].request.method"}}},
       {"a malformed code is a value issue, not also code-invalid",
-       R"({"resourceType":"Observation","status":" final","code":{"text":"x"}})", {{"value", "Observation.status"}}},
+       R"({"resourceType":"Observation","status":" final","code":{"text":"x"}})",
+       {{"value", "Observation.status"}}},
   };
   BOOST_TEST(cases.size() >= 30u);
   check_cases(cases);
@@ -433,14 +512,16 @@ BOOST_AUTO_TEST_CASE(required_binding_messages) {
   auto many = validate_resource(parse_or_fail(
       R"({"resourceType":"SearchParameter","url":"http://x/sp","name":"n","status":"draft","description":"d","code":"c","base":["Patientt"],"type":"token"})"));
   BOOST_REQUIRE_EQUAL(many.size(), 1u);
-  BOOST_TEST(many[0].message.find("'Patientt' is not in http://hl7.org/fhir/ValueSet/resource-types (Account, ") != std::string::npos,
+  BOOST_TEST(many[0].message.find("'Patientt' is not in http://hl7.org/fhir/ValueSet/resource-types (Account, ") !=
+                 std::string::npos,
              many[0].message);
   BOOST_TEST(many[0].message.find("... (148 codes)") != std::string::npos, many[0].message);
   auto cc = validate_resource(parse_or_fail(
       R"({"resourceType":"Condition","subject":{"reference":"Patient/1"},"clinicalStatus":{"coding":[{"system":"http://snomed.info/sct","code":"55561003"}]}})"));
   BOOST_REQUIRE_EQUAL(cc.size(), 1u);
   BOOST_TEST(cc[0].message.find("http://snomed.info/sct|55561003") != std::string::npos, cc[0].message);
-  BOOST_TEST(cc[0].message.find("http://terminology.hl7.org/CodeSystem/condition-clinical: active, recurrence") != std::string::npos,
+  BOOST_TEST(cc[0].message.find("http://terminology.hl7.org/CodeSystem/condition-clinical: active, recurrence") !=
+                 std::string::npos,
              cc[0].message);
   auto text = validate_resource(parse_or_fail(
       R"({"resourceType":"Condition","subject":{"reference":"Patient/1"},"clinicalStatus":{"text":"active"}})"));
@@ -510,69 +591,92 @@ BOOST_AUTO_TEST_CASE(narrative_xhtml) {
       // ---- valid ----
       {"paragraph", kDiv + "<p>Peter James Chalmers</p></div>", {}},
       {"japanese text with U+3000 and full-width digits",
-       kDiv + "<p>山田\u3000太郎（ヤマダ タロウ）</p><p>東京都千代田区千代田１－１</p></div>", {}},
-      {"style and class attributes", kDiv + R"(<p style="color: red; font-weight: bold" class="highlight">x</p></div>)", {}},
+       kDiv + "<p>山田\u3000太郎（ヤマダ タロウ）</p><p>東京都千代田区千代田１－１</p></div>",
+       {}},
+      {"style and class attributes",
+       kDiv + R"(<p style="color: red; font-weight: bold" class="highlight">x</p></div>)",
+       {}},
       {"table",
-       kDiv + R"(<table class="grid" border="1" cellpadding="2"><caption>c</caption><thead><tr><th scope="col">a</th></tr></thead>)"
-              R"(<tbody><tr><td colspan="2" rowspan="1" style="white-space:nowrap" valign="top">b</td></tr></tbody><tfoot><tr><td>f</td></tr></tfoot></table></div>)",
+       kDiv +
+           R"(<table class="grid" border="1" cellpadding="2"><caption>c</caption><thead><tr><th scope="col">a</th></tr></thead>)"
+           R"(<tbody><tr><td colspan="2" rowspan="1" style="white-space:nowrap" valign="top">b</td></tr></tbody><tfoot><tr><td>f</td></tr></tfoot></table></div>)",
        {}},
       {"href with urn:uuid", kDiv + R"(<a href="urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a">subject</a></div>)", {}},
-      {"relative href, anchor and name", kDiv + R"(<a name="top"/><a href="Patient/123">p</a> <a href="#top" title="t">up</a></div>)", {}},
+      {"relative href, anchor and name",
+       kDiv + R"(<a name="top"/><a href="Patient/123">p</a> <a href="#top" title="t">up</a></div>)",
+       {}},
       {"image as the only content", kDiv + R"(<img src="#photo" alt="photo"/></div>)", {}},
       {"image with a data: URL and text",
-       kDiv + R"(<p>x<img src="data:image/png;base64,iVBORw0KGgo=" width="10" height="10"/></p></div>)", {}},
+       kDiv + R"(<p>x<img src="data:image/png;base64,iVBORw0KGgo=" width="10" height="10"/></p></div>)",
+       {}},
       {"character and predefined entities", kDiv + "<p>a &amp; b &lt; c &#160; &#x3042;</p></div>", {}},
       {"lang and xml:lang", R"(<div xmlns="http://www.w3.org/1999/xhtml" lang="ja" xml:lang="ja">日本語</div>)", {}},
       {"comment and CDATA", kDiv + "<!-- generated --><p><![CDATA[a < b]]></p></div>", {}},
       {"lists, headings and inline elements",
        kDiv + "<h1>h</h1><h6>h</h6><ul><li>a</li></ul><ol start=\"2\"><li>b</li></ol><dl><dt>t</dt><dd>d</dd></dl>"
               "<pre>p</pre><code>c</code><b>b</b><i>i</i><em>e</em><strong>s</strong><sub>1</sub><sup>2</sup><br/><hr/>"
-              "<span>s</span><blockquote cite=\"http://x\">q</blockquote><q>q</q><small>s</small><big>b</big><tt>t</tt></div>",
+              "<span>s</span><blockquote "
+              "cite=\"http://x\">q</blockquote><q>q</q><small>s</small><big>b</big><tt>t</tt></div>",
        {}},
       {"no-break space is content", kDiv + "\u00a0</div>", {}},
-      {"XHTML namespace with a prefix",
-       R"(<x:div xmlns:x="http://www.w3.org/1999/xhtml"><x:p>a</x:p></x:div>)", {}},
+      {"XHTML namespace with a prefix", R"(<x:div xmlns:x="http://www.w3.org/1999/xhtml"><x:p>a</x:p></x:div>)", {}},
       {"XML declaration", R"(<?xml version="1.0" encoding="UTF-8"?>)" + kDiv + "x</div>", {}},
       // ---- invalid ----
       {"script element", kDiv + "<p>x</p><script>alert(1)</script></div>", {"<script> is not allowed in narrative"}},
       {"style element", kDiv + "<style>p { color: red }</style><p>x</p></div>", {"<style> is not allowed"}},
-      {"form and input", kDiv + R"(<form action="http://x"><input name="a"/></form>x</div>)",
+      {"form and input",
+       kDiv + R"(<form action="http://x"><input name="a"/></form>x</div>)",
        {"<form> is not allowed", "<input> is not allowed"}},
       {"iframe", kDiv + R"(<iframe src="http://x"/>x</div>)", {"<iframe> is not allowed"}},
-      {"object and embed", kDiv + R"(<object data="x"/><embed src="x"/>x</div>)",
+      {"object and embed",
+       kDiv + R"(<object data="x"/><embed src="x"/>x</div>)",
        {"<object> is not allowed", "<embed> is not allowed"}},
-      {"base, link and meta", kDiv + R"(<base href="http://x/"/><link rel="stylesheet" href="x.css"/><meta charset="utf-8"/>x</div>)",
+      {"base, link and meta",
+       kDiv + R"(<base href="http://x/"/><link rel="stylesheet" href="x.css"/><meta charset="utf-8"/>x</div>)",
        {"<base> is not allowed", "<link> is not allowed", "<meta> is not allowed"}},
       {"event attribute", kDiv + R"x(<p onclick="steal()">x</p></div>)x", {"event attribute onclick on <p>"}},
-      {"javascript: URL in any case and with whitespace", kDiv + "<a href=\" JavaScript&#9;:alert(1)\">x</a></div>",
+      {"javascript: URL in any case and with whitespace",
+       kDiv + "<a href=\" JavaScript&#9;:alert(1)\">x</a></div>",
        {"the href of <a> is a script URL"}},
-      {"vbscript: URL in img src", kDiv + R"x(<img src="vbscript:msgbox(1)"/>x</div>)x", {"the src of <img> is a script URL"}},
-      {"attribute outside the list", kDiv + R"(<a href="http://x" target="_blank">x</a></div>)", {"attribute target on <a>"}},
-      {"xlink attribute", kDiv + R"(<a xmlns:xlink="http://www.w3.org/1999/xlink" xlink:href="http://x">x</a></div>)",
+      {"vbscript: URL in img src",
+       kDiv + R"x(<img src="vbscript:msgbox(1)"/>x</div>)x",
+       {"the src of <img> is a script URL"}},
+      {"attribute outside the list",
+       kDiv + R"(<a href="http://x" target="_blank">x</a></div>)",
+       {"attribute target on <a>"}},
+      {"xlink attribute",
+       kDiv + R"(<a xmlns:xlink="http://www.w3.org/1999/xlink" xlink:href="http://x">x</a></div>)",
        {"attribute xlink:href on <a>"}},
       {"root is not a div", R"(<p xmlns="http://www.w3.org/1999/xhtml">x</p>)", {"the root element must be a <div>"}},
       {"div without the XHTML namespace", "<div>x</div>", {"not <div> without a namespace"}},
       {"div in another namespace", R"(<div xmlns="http://hl7.org/fhir">x</div>)", {"in namespace http://hl7.org/fhir"}},
-      {"html document", R"(<html xmlns="http://www.w3.org/1999/xhtml"><head><title>t</title></head><body>x</body></html>)",
+      {"html document",
+       R"(<html xmlns="http://www.w3.org/1999/xhtml"><head><title>t</title></head><body>x</body></html>)",
        {"not <html>", "<head> is not allowed", "<title> is not allowed", "<body> is not allowed"}},
-      {"SVG inside", kDiv + R"(x<svg xmlns="http://www.w3.org/2000/svg"><circle r="1"/></svg></div>)",
+      {"SVG inside",
+       kDiv + R"(x<svg xmlns="http://www.w3.org/2000/svg"><circle r="1"/></svg></div>)",
        {"<svg> is not an XHTML element", "<circle> is not an XHTML element"}},
       {"unclosed element", kDiv + "<p>x</div>", {"not well-formed XML: Opening and ending tag mismatch"}},
       {"HTML entity not defined in XML", kDiv + "a&nbsp;b</div>", {"not well-formed XML: Entity 'nbsp' not defined"}},
       {"plain text", "just text", {"not well-formed XML"}},
       {"content after the root", kDiv + "x</div><p>y</p>", {"not well-formed XML: Extra content"}},
       {"external entity (XXE)",
-       "<!DOCTYPE div [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><div xmlns=\"http://www.w3.org/1999/xhtml\">&xxe;</div>",
+       "<!DOCTYPE div [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><div "
+       "xmlns=\"http://www.w3.org/1999/xhtml\">&xxe;</div>",
        {"a DOCTYPE is not allowed"}},
       {"entity expansion bomb",
-       "<!DOCTYPE div [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\"><!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">]>"
+       "<!DOCTYPE div [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\"><!ENTITY c "
+       "\"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">]>"
        "<div xmlns=\"http://www.w3.org/1999/xhtml\">&c;</div>",
        {"a DOCTYPE is not allowed"}},
-      {"processing instruction", kDiv + R"(<?xml-stylesheet href="x.css"?>x</div>)", {"processing instructions (<?xml-stylesheet"}},
+      {"processing instruction",
+       kDiv + R"(<?xml-stylesheet href="x.css"?>x</div>)",
+       {"processing instructions (<?xml-stylesheet"}},
       {"whitespace only (txt-2)", kDiv + "\n    </div>", {"no content"}},
       {"empty elements only", kDiv + "<p> </p><br/><table><tr><td/></tr></table></div>", {"no content"}},
       {"image without src", kDiv + R"(<img alt="x"/></div>)", {"no content"}},
-      {"nested too deeply", [] {
+      {"nested too deeply",
+       [] {
          std::string s = kDiv;
          for (int i = 0; i < 300; ++i) s += "<span>";
          s += "x";
@@ -589,9 +693,11 @@ BOOST_AUTO_TEST_CASE(narrative_xhtml) {
                  c.name << ": expected " << c.problems.size() << " issue(s), got" << describe(issues));
       for (const char* fragment : c.problems) {
         bool found = std::any_of(issues.begin(), issues.end(), [&](const ValidationIssue& i) {
-          return i.code == "value" && i.expression == "Patient.text.div" && i.message.find(fragment) != std::string::npos;
+          return i.code == "value" && i.expression == "Patient.text.div" &&
+                 i.message.find(fragment) != std::string::npos;
         });
-        BOOST_TEST(found, c.name << ": expected [value] Patient.text.div '" << fragment << "', got" << describe(issues));
+        BOOST_TEST(found,
+                   c.name << ": expected [value] Patient.text.div '" << fragment << "', got" << describe(issues));
       }
     }
   }
@@ -613,7 +719,8 @@ BOOST_AUTO_TEST_CASE(narrative_in_nested_resources) {
 
 BOOST_AUTO_TEST_CASE(narrative_problems_are_capped_and_named) {
   std::string many = kDiv + "x";
-  for (const char* e : {"script", "style", "form", "input", "iframe", "object", "embed", "base", "link", "meta", "frame", "button"}) {
+  for (const char* e :
+       {"script", "style", "form", "input", "iframe", "object", "embed", "base", "link", "meta", "frame", "button"}) {
     many += "<" + std::string(e) + "/>";
   }
   many += "<script/></div>";
@@ -647,7 +754,8 @@ BOOST_AUTO_TEST_CASE(narrative_lists_are_txt_1s) {
     }
   }
   BOOST_REQUIRE(!xpath.empty());
-  // not(descendant-or-self::*[not(local-name(.)=('a', ...))]) and not(descendant-or-self::*/@*[not(name(.)=('abbr', ...))])
+  // not(descendant-or-self::*[not(local-name(.)=('a', ...))]) and not(descendant-or-self::*/@*[not(name(.)=('abbr',
+  // ...))])
   auto names_after = [&](const std::string& marker) {
     std::vector<std::string> out;
     auto start = xpath.find(marker);
@@ -667,9 +775,11 @@ BOOST_AUTO_TEST_CASE(narrative_lists_are_txt_1s) {
   BOOST_TEST(elements.size() == 48u);
   BOOST_TEST(attributes.size() == 49u);
   BOOST_TEST(as_strings(kasama::resources::narrative_element_names()) == elements, boost::test_tools::per_element());
-  BOOST_TEST(as_strings(kasama::resources::narrative_attribute_names()) == attributes, boost::test_tools::per_element());
-  for (const char* bad : {"script", "style", "head", "body", "html", "form", "input", "iframe", "object", "embed", "base",
-                          "link", "meta", "frame", "title", "button", "svg", "math", "audio", "video"}) {
+  BOOST_TEST(as_strings(kasama::resources::narrative_attribute_names()) == attributes,
+             boost::test_tools::per_element());
+  for (const char* bad :
+       {"script", "style", "head", "body",  "html",  "form",   "input", "iframe", "object", "embed",
+        "base",   "link",  "meta", "frame", "title", "button", "svg",   "math",   "audio",  "video"}) {
     BOOST_TEST(!kasama::resources::is_narrative_element(bad), bad);
   }
   for (const char* bad : {"onclick", "onload", "onerror", "target", "action", "formaction", "srcdoc", "xmlns"}) {
@@ -679,9 +789,9 @@ BOOST_AUTO_TEST_CASE(narrative_lists_are_txt_1s) {
 
 BOOST_AUTO_TEST_CASE(narrative_never_crashes_on_broken_xhtml) {
   // Every truncation of a rich narrative, and byte flips through it: an answer, never a crash.
-  const std::string good = kDiv +
-                           R"(<p class="a">山田&amp;<b>x</b><!-- c --><![CDATA[d]]></p><table><tr><td colspan="2">)"
-                           R"(<a href="urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a">e</a><img src="#i"/></td></tr></table></div>)";
+  const std::string good =
+      kDiv + R"(<p class="a">山田&amp;<b>x</b><!-- c --><![CDATA[d]]></p><table><tr><td colspan="2">)"
+             R"(<a href="urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a">e</a><img src="#i"/></td></tr></table></div>)";
   BOOST_TEST(kasama::resources::check_narrative(good).empty());
   std::size_t rejected = 0;
   for (std::size_t n = 0; n < good.size(); ++n) {
@@ -719,7 +829,8 @@ BOOST_AUTO_TEST_CASE(long_strings_do_not_break_the_format_checks) {
   BOOST_TEST(code[0].code == "value");
   std::string data;
   for (int i = 0; i < 500000; ++i) data += "QUJD";
-  auto binary = validate_resource(parse_or_fail(R"({"resourceType":"Binary","contentType":"a/b","data":")" + data + "\"}"));
+  auto binary =
+      validate_resource(parse_or_fail(R"({"resourceType":"Binary","contentType":"a/b","data":")" + data + "\"}"));
   BOOST_TEST(binary.empty(), describe(binary));
 }
 
@@ -730,29 +841,45 @@ BOOST_AUTO_TEST_CASE(primitive_text_checks) {
     bool valid;
   };
   const TextCase cases[] = {
-      {PrimitiveFormat::boolean, "true", true},          {PrimitiveFormat::boolean, "True", false},
-      {PrimitiveFormat::integer, "-0", true},           {PrimitiveFormat::integer, "0", true},
-      {PrimitiveFormat::integer, "007", false},          {PrimitiveFormat::integer, "-2147483648", true},
-      {PrimitiveFormat::integer, "2147483648", false},   {PrimitiveFormat::positive_int, "0", false},
-      {PrimitiveFormat::unsigned_int, "0", true},        {PrimitiveFormat::decimal, "1.50", true},
-      {PrimitiveFormat::decimal, "-0.5e+10", true},      {PrimitiveFormat::decimal, ".5", false},
-      {PrimitiveFormat::decimal, "1.", false},           {PrimitiveFormat::date, "2000-02-29", true},
-      {PrimitiveFormat::date, "1900-02-29", false},      {PrimitiveFormat::date, "2024-04-31", false},
+      {PrimitiveFormat::boolean, "true", true},
+      {PrimitiveFormat::boolean, "True", false},
+      {PrimitiveFormat::integer, "-0", true},
+      {PrimitiveFormat::integer, "0", true},
+      {PrimitiveFormat::integer, "007", false},
+      {PrimitiveFormat::integer, "-2147483648", true},
+      {PrimitiveFormat::integer, "2147483648", false},
+      {PrimitiveFormat::positive_int, "0", false},
+      {PrimitiveFormat::unsigned_int, "0", true},
+      {PrimitiveFormat::decimal, "1.50", true},
+      {PrimitiveFormat::decimal, "-0.5e+10", true},
+      {PrimitiveFormat::decimal, ".5", false},
+      {PrimitiveFormat::decimal, "1.", false},
+      {PrimitiveFormat::date, "2000-02-29", true},
+      {PrimitiveFormat::date, "1900-02-29", false},
+      {PrimitiveFormat::date, "2024-04-31", false},
       {PrimitiveFormat::date_time, "2024-04-30T24:00:00Z", false},
       {PrimitiveFormat::date_time, "2024-04-30T23:59:59.123456-14:00", true},
       {PrimitiveFormat::date_time, "2024-04-30T23:59:59-14:01", false},
       {PrimitiveFormat::instant, "2024-04-30T23:59:59Z", true},
       {PrimitiveFormat::instant, "2024-04-30T23:59:59.Z", false},
-      {PrimitiveFormat::time, "00:00:00", true},         {PrimitiveFormat::time, "0:00:00", false},
-      {PrimitiveFormat::code, "a b", true},              {PrimitiveFormat::code, " a", false},
-      {PrimitiveFormat::id, "A-Za-z0-9.", true},         {PrimitiveFormat::uri, "urn:x:y", true},
-      {PrimitiveFormat::uri, "", false},                 {PrimitiveFormat::oid, "urn:oid:2", false},
-      {PrimitiveFormat::oid, "urn:oid:2.0.10", true},    {PrimitiveFormat::uuid, "urn:uuid:c757873d-ec9a-4326-a141-556f4323952", false},
-      {PrimitiveFormat::base64_binary, "QUJD\r\nREVG", true}, {PrimitiveFormat::base64_binary, "QU=D", false},
-      {PrimitiveFormat::string, "  ", true},             {PrimitiveFormat::string, "a\tb", true},
+      {PrimitiveFormat::time, "00:00:00", true},
+      {PrimitiveFormat::time, "0:00:00", false},
+      {PrimitiveFormat::code, "a b", true},
+      {PrimitiveFormat::code, " a", false},
+      {PrimitiveFormat::id, "A-Za-z0-9.", true},
+      {PrimitiveFormat::uri, "urn:x:y", true},
+      {PrimitiveFormat::uri, "", false},
+      {PrimitiveFormat::oid, "urn:oid:2", false},
+      {PrimitiveFormat::oid, "urn:oid:2.0.10", true},
+      {PrimitiveFormat::uuid, "urn:uuid:c757873d-ec9a-4326-a141-556f4323952", false},
+      {PrimitiveFormat::base64_binary, "QUJD\r\nREVG", true},
+      {PrimitiveFormat::base64_binary, "QU=D", false},
+      {PrimitiveFormat::string, "  ", true},
+      {PrimitiveFormat::string, "a\tb", true},
   };
   for (const auto& c : cases) {
-    BOOST_TEST(is_valid_primitive_text(c.format, c.text) == c.valid, "'" << c.text << "' format " << static_cast<int>(c.format));
+    BOOST_TEST(is_valid_primitive_text(c.format, c.text) == c.valid,
+               "'" << c.text << "' format " << static_cast<int>(c.format));
   }
 }
 
@@ -876,8 +1003,8 @@ BOOST_AUTO_TEST_CASE(every_official_example_is_valid) {
   }
   std::sort(times.begin(), times.end());
   auto us = [](std::chrono::nanoseconds d) { return std::chrono::duration_cast<std::chrono::microseconds>(d).count(); };
-  BOOST_TEST_MESSAGE("validated " << validated << " official examples in " << us(total) << " us: "
-                                  << us(total) / static_cast<long>(std::max<std::size_t>(validated, 1))
+  BOOST_TEST_MESSAGE("validated " << validated << " official examples in " << us(total)
+                                  << " us: " << us(total) / static_cast<long>(std::max<std::size_t>(validated, 1))
                                   << " us per resource on average, median " << us(times[times.size() / 2])
                                   << " us, slowest " << us(times.back()) << " us");
 }
@@ -908,11 +1035,13 @@ BOOST_AUTO_TEST_CASE(every_synthea_resource_is_valid) {
       auto entry_issues = validate_resource(entry.at("resource"));
       total += std::chrono::steady_clock::now() - start;
       ++resources;
-      BOOST_TEST(entry_issues.empty(), name << " entry " << entry.value("fullUrl", "") << ":" << describe(entry_issues));
+      BOOST_TEST(entry_issues.empty(),
+                 name << " entry " << entry.value("fullUrl", "") << ":" << describe(entry_issues));
     }
   }
   BOOST_TEST(resources > 10000u);
   BOOST_TEST_MESSAGE("validated " << resources << " Synthea resources from " << files.size() << " bundles, "
-                                  << std::chrono::duration_cast<std::chrono::microseconds>(total).count() / std::max<std::size_t>(resources, 1)
+                                  << std::chrono::duration_cast<std::chrono::microseconds>(total).count() /
+                                         std::max<std::size_t>(resources, 1)
                                   << " us per resource on average");
 }

@@ -53,7 +53,8 @@ BOOST_AUTO_TEST_CASE(routes) {
       {"DELETE", "metadata", 405, Kind::kRead},
       {"PUT", "", 405, Kind::kRead},
       {"GET", "Patient/bad$id", 400, Kind::kRead},
-      {"GET", "Patient/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 400, Kind::kRead},  // 65 chars
+      {"GET", "Patient/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 400,
+       Kind::kRead},  // 65 chars
   };
   for (const auto& c : cases) {
     BOOST_TEST_CONTEXT(c.method << " " << c.url) {
@@ -124,7 +125,8 @@ BOOST_AUTO_TEST_CASE(bundle_writer_splices_raw_resources) {
   BundleWriter b("searchset");
   b.total(2);
   b.link("self", "https://x/fhir/Patient?a=\"b\"");
-  b.entry("https://x/fhir/Patient/1", R"({"resourceType":"Patient","id":"1","x":1.50})", Json{{"search", {{"mode", "match"}}}});
+  b.entry("https://x/fhir/Patient/1", R"({"resourceType":"Patient","id":"1","x":1.50})",
+          Json{{"search", {{"mode", "match"}}}});
   auto parsed = resources::parse_json(b.finish());
   BOOST_REQUIRE(parsed.ok);
   BOOST_TEST(parsed.value["total"] == 2);
@@ -148,7 +150,8 @@ BOOST_AUTO_TEST_CASE(db_urls) {
 }
 
 BOOST_AUTO_TEST_CASE(migration_files_split_into_statements) {
-  auto parts = storage::split_sql("-- comment; not a statement\nCREATE TABLE a (x INT);\nINSERT INTO a VALUES (';');\n");
+  auto parts =
+      storage::split_sql("-- comment; not a statement\nCREATE TABLE a (x INT);\nINSERT INTO a VALUES (';');\n");
   BOOST_REQUIRE(parts.size() == 2u);
   BOOST_TEST(parts[1].find("';'") != std::string::npos);
   const auto& all = storage::embedded_migrations();
