@@ -51,11 +51,13 @@ case "$action" in
       tail -n 30 "$dir/server.log" >&2
       exit 1
     fi
-    if [ -f "$dir/mariadb/mariadbd.pid" ] && kill -0 "$(cat "$dir/mariadb/mariadbd.pid")" 2>/dev/null; then
-      echo "the private MariaDB is still running after the server stopped" >&2
-      exit 1
+    if [ -d "$dir/mariadb" ]; then  # the embedded default: its private MariaDB must be down
+      if [ -f "$dir/mariadb/mariadbd.pid" ] && kill -0 "$(cat "$dir/mariadb/mariadbd.pid")" 2>/dev/null; then
+        echo "the private MariaDB is still running after the server stopped" >&2
+        exit 1
+      fi
+      grep -q "Shutdown complete" "$dir/mariadb/mariadb.log" || { echo "MariaDB did not shut down cleanly" >&2; exit 1; }
     fi
-    grep -q "Shutdown complete" "$dir/mariadb/mariadb.log" || { echo "MariaDB did not shut down cleanly" >&2; exit 1; }
     echo "server stopped cleanly"
     ;;
   *)
