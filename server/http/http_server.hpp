@@ -1,6 +1,8 @@
 #pragma once
 // HTTPS front: TLS 1.2/1.3 only, request parsing and size limits, content negotiation, and
-// the ONE place where failures become an OperationOutcome with an HTTP status.
+// the ONE place where failures become an OperationOutcome with an HTTP status. HTTP/1.1 is
+// our own (http_parser.hpp, one thread per connection) on Poco's TCP server and TLS sockets:
+// Poco's HTTP server costs several system calls per request that this one does without.
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -11,13 +13,15 @@
 #include "server/interactions/service.hpp"
 
 namespace Poco::Net {
-class HTTPServer;
+class TCPServer;
 }
 namespace Poco {
 class ThreadPool;
 }
 
 namespace kasama::server {
+
+class ConnectionHub;
 
 class HttpServer {
  public:
@@ -35,8 +39,9 @@ class HttpServer {
   const Config& config_;
   FhirService& service_;
   std::function<std::string()> health_;
+  std::unique_ptr<ConnectionHub> hub_;
   std::unique_ptr<Poco::ThreadPool> pool_;
-  std::unique_ptr<Poco::Net::HTTPServer> server_;
+  std::unique_ptr<Poco::Net::TCPServer> server_;
   std::atomic<std::size_t> in_flight_{0};
 };
 
