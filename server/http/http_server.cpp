@@ -32,6 +32,7 @@
 #include "server/interactions/support.hpp"
 #include "server/log.hpp"
 #include "server/storage/db.hpp"
+#include "server/version.hpp"
 
 namespace kasama::server {
 
@@ -316,9 +317,7 @@ class HandlerSlot {
   std::counting_semaphore<>& s_;
 };
 
-const char* kasama_version() {
-  return "0.1.0";
-}
+const char* kasama_version() { return kVersion; }
 
 // One connection, served by one thread from keep-alive to close. The per-request cost is a
 // read and a write: the socket's receive timeout (SO_RCVTIMEO) bounds the wait for the

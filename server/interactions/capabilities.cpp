@@ -83,8 +83,14 @@ RestResponse capabilities(Context& ctx, const RestRequest& req, const Route&) {
   RestResponse resp;
   std::lock_guard lock(mu);
   auto it = by_base.find(req.base_url);
-  if (it == by_base.end()) it = by_base.emplace(req.base_url, build(req.base_url, ctx.svc.config)).first;
-  resp.body = it->second;
+  if (it != by_base.end()) {
+    resp.body = it->second;
+    return resp;
+  }
+  resp.body = build(req.base_url, ctx.svc.config);
+  // The base comes from the Host header when KASAMA_BASE_URL is unset: keep a few, not any
+  // number a client can make up.
+  if (by_base.size() < 8) by_base.emplace(req.base_url, resp.body);
   return resp;
 }
 
