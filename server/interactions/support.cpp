@@ -466,6 +466,8 @@ std::vector<std::pair<std::uint64_t, std::string>> match_criteria(Context& ctx, 
     throw FhirError(400, "invalid", "Conditional criteria are empty: give at least one search parameter");
   }
   auto& store = ctx.svc.store;
+  // With several criteria the sets are intersected, so each must be complete.
+  const unsigned component_limit = criteria.size() == 1 ? limit : 1'000'000;
   std::optional<std::vector<std::pair<std::uint64_t, std::string>>> result;
   for (const auto& [name, value] : criteria) {
     std::vector<std::pair<std::uint64_t, std::string>> matches;
@@ -486,7 +488,7 @@ std::vector<std::pair<std::uint64_t, std::string>> match_criteria(Context& ctx, 
         } else {
           val = unescape(raw);
         }
-        for (auto& m : store.find_by_token(ctx.db(), type, "identifier", sys, val, 1000))
+        for (auto& m : store.find_by_token(ctx.db(), type, "identifier", sys, val, component_limit))
           matches.push_back(std::move(m));
       }
     } else {

@@ -951,6 +951,34 @@ describe('search (identifier, _id)', () => {
     assert.ok(r.json.link.some((l) => l.relation === 'self'));
   });
 
+  test('paging a criteria search: _count=0 gives only the total, _count=1 pages through every match', async () => {
+    // Regression: _count=0 with more matches than _count once crashed the server.
+    const system = `urn:kasama-e2e:${uid('page')}`;
+    const ids = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await post('/Patient', { resourceType: 'Patient', identifier: [{ system, value: `v${i}` }] });
+      assert.equal(c.status, 201, c.text);
+      ids.push(c.json.id);
+    }
+    const q = `/Patient?identifier=${encodeURIComponent(`${system}|`)}`;
+    const zero = await get(`${q}&_count=0`);
+    assert.equal(zero.status, 200, zero.text);
+    assert.equal(zero.json.total, 3);
+    assert.equal(zero.json.entry, undefined);
+    assert.ok(!zero.json.link.some((l) => l.relation === 'next'));
+    const seen = [];
+    let next = `${q}&_count=1`;
+    while (next) {
+      const page = await get(next);
+      assert.equal(page.status, 200, page.text);
+      assert.ok((page.json.entry ?? []).length <= 1);
+      for (const e of page.json.entry ?? []) seen.push(e.resource.id);
+      next = page.json.link.find((l) => l.relation === 'next')?.url;
+    }
+    assert.deepEqual(seen.sort(), ids.sort());
+    assert.equal((await get('/metadata')).status, 200, 'the server is still up');
+  });
+
   const forms = [
     { name: 'value only', q: (i) => i.value, n: 1 },
     { name: 'system| (any value)', q: (i) => `${i.system}|`, n: 1 },

@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Test fixture: a real kasama-server with its own private MariaDB on a fresh data dir.
-#   server.sh start DIR PORT BINARY [VAR=VALUE ...]   start, wait for /health (fails if it dies)
+#   server.sh start DIR PORT BINARY [VAR=VALUE ...]   start on a fresh DIR, wait for /health (fails if it dies)
+#   server.sh resume DIR PORT BINARY [VAR=VALUE ...]  the same on the data DIR already has (a restart)
 #   server.sh stop DIR                                 SIGTERM, and check the shutdown was clean
 set -uo pipefail
 action=$1 dir=$2
 
 case "$action" in
-  start)
+  start|resume)
     port=$3 binary=$4
     shift 4
-    if [ -f "$dir/server.pid" ]; then "$0" stop "$dir" >/dev/null 2>&1 || true; fi
-    rm -rf "$dir"
+    if [ "$action" = start ]; then
+      if [ -f "$dir/server.pid" ]; then "$0" stop "$dir" >/dev/null 2>&1 || true; fi
+      rm -rf "$dir"
+    fi
     mkdir -p "$dir"
     env KASAMA_DATA_DIR="$dir" KASAMA_PORT="$port" KASAMA_DEMO_DATA=0 "$@" \
-      setsid "$binary" >"$dir/server.log" 2>&1 &
+      setsid "$binary" >>"$dir/server.log" 2>&1 &
     echo $! >"$dir/server.pid"
     for _ in $(seq 1 600); do
       if curl -sf --cacert "$dir/tls/server.crt" "https://localhost:$port/health" >/dev/null 2>&1; then
@@ -46,7 +49,9 @@ case "$action" in
       exit 1
     fi
     # A clean stop drains requests, then shuts MariaDB down (R-44: restart loses nothing).
-    if ! grep -q "INFO  stopped" "$dir/server.log"; then
+    # Only this run's part of the logs counts (a resumed server appends to them).
+    since_last() { awk -v pat="$2" '{ lines[NR] = $0 } $0 ~ pat { start = NR } END { for (i = start; i <= NR; i++) print lines[i] }' "$1"; }
+    if ! since_last "$dir/server.log" "ready$" | grep -q "INFO  stopped"; then
       echo "server did not log a clean stop:" >&2
       tail -n 30 "$dir/server.log" >&2
       exit 1
@@ -56,12 +61,13 @@ case "$action" in
         echo "the private MariaDB is still running after the server stopped" >&2
         exit 1
       fi
-      grep -q "Shutdown complete" "$dir/mariadb/mariadb.log" || { echo "MariaDB did not shut down cleanly" >&2; exit 1; }
+      since_last "$dir/mariadb/mariadb.log" "ready for connections" | grep -q "Shutdown complete" ||
+        { echo "MariaDB did not shut down cleanly" >&2; exit 1; }
     fi
     echo "server stopped cleanly"
     ;;
   *)
-    echo "usage: server.sh start DIR PORT BINARY [VAR=VALUE...] | stop DIR" >&2
+    echo "usage: server.sh start|resume DIR PORT BINARY [VAR=VALUE...] | stop DIR" >&2
     exit 2
     ;;
 esac
