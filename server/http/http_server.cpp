@@ -505,11 +505,7 @@ class Connection final : public Poco::Net::TCPServerConnection {
     append_field(out, "Cache-Control", "no-store");
     if (!r.version_id.empty()) append_field(out, "ETag", "W/\"" + r.version_id + "\"");
     if (!r.allow.empty()) append_field(out, "Allow", r.allow);
-    if (!r.last_modified.empty()) {
-      if (auto range = resources::parse_fhir_time_range(r.last_modified)) {
-        append_field(out, "Last-Modified", resources::format_http_date(range->lo));
-      }
-    }
+    if (r.last_modified) append_field(out, "Last-Modified", resources::format_http_date(*r.last_modified));
     if (!r.location.empty()) {
       append_field(out, "Location", r.location);
       if (r.status == 200 || r.status == 201) append_field(out, "Content-Location", r.location);

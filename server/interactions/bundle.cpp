@@ -148,7 +148,7 @@ void add_response(BundleWriter& b, const RestResponse& resp, const std::string& 
     response["location"] = loc;
   }
   if (!resp.version_id.empty()) response["etag"] = etag(static_cast<std::uint32_t>(std::stoul(resp.version_id)));
-  if (!resp.last_modified.empty()) response["lastModified"] = resp.last_modified;
+  if (resp.last_modified) response["lastModified"] = resources::format_instant(*resp.last_modified);
   std::string resource;
   if (resp.body_is_outcome) {
     response["outcome"] = resources::parse_json(resp.body).value;

@@ -1,5 +1,7 @@
 // read and vread (http.html#read, #vread), with conditional read (If-None-Match,
 // If-Modified-Since). Current versions come from the cache when they can.
+#include <charconv>
+
 #include "resources/fhir_time.hpp"
 #include "server/interactions/interactions.hpp"
 #include "server/interactions/support.hpp"
@@ -21,7 +23,7 @@ bool not_modified(const RestRequest& req, std::uint32_t version, std::int64_t la
 RestResponse found(const RestRequest& req, std::uint32_t version, std::int64_t last_updated, std::string content) {
   RestResponse r;
   r.version_id = std::to_string(version);
-  r.last_modified = resources::format_instant(last_updated);
+  r.last_modified = last_updated;
   if (not_modified(req, version, last_updated)) {
     r.status = 304;
     return r;
@@ -64,9 +66,8 @@ RestResponse read(Context& ctx, const RestRequest& req, const Route& r) {
 
 RestResponse vread(Context& ctx, const RestRequest& req, const Route& r) {
   std::uint32_t version = 0;
-  bool ok = !r.vid.empty() && r.vid.size() <= 9;
-  for (char c : r.vid) ok = ok && c >= '0' && c <= '9', version = version * 10 + static_cast<std::uint32_t>(c - '0');
-  if (!ok || version == 0) {
+  const auto [end, ec] = std::from_chars(r.vid.data(), r.vid.data() + r.vid.size(), version);
+  if (ec != std::errc() || end != r.vid.data() + r.vid.size() || version == 0) {
     throw FhirError(404, "not-found", r.type + "/" + r.id + " has no version '" + r.vid.substr(0, 20) + "'");
   }
   auto v = ctx.svc.store.read_version(ctx.db(), r.type, r.id, version);

@@ -67,7 +67,7 @@ struct RestResponse {
   std::string body;           // JSON text (resource, Bundle or OperationOutcome); empty = none
   std::string location;       // absolute URL
   std::string version_id;     // for ETag W/"..."
-  std::string last_modified;  // FHIR instant
+  std::optional<std::int64_t> last_modified;  // ms since the epoch (Last-Modified, lastModified)
   std::string content_type = "application/fhir+json; charset=utf-8";
   std::string allow;  // Allow header (405)
   bool body_is_outcome = false;

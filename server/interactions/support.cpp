@@ -292,7 +292,7 @@ RestResponse write_response(const RestRequest& req, const WriteResult& w, int st
   r.status = status;
   r.location = base_url + "/" + w.type + "/" + w.id + "/_history/" + std::to_string(w.version);
   r.version_id = std::to_string(w.version);
-  r.last_modified = resources::format_instant(w.last_updated);
+  r.last_modified = w.last_updated;
   switch (return_preference(req)) {
     case ReturnPref::kMinimal:
       break;
