@@ -47,10 +47,6 @@ int phase(const std::string& method) {
   return 3;
 }
 
-std::string string_member(const Json& obj, const char* name) {
-  auto it = obj.find(name);
-  return (it != obj.end() && it->is_string()) ? it->get<std::string>() : std::string();
-}
 
 // The Bundle without its entries' resources: those are validated as each entry runs.
 Json skeleton(const Json& bundle) {

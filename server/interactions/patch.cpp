@@ -12,12 +12,13 @@ Json patch_document(const RestRequest& req) {
   if (req.resource) {
     // A Bundle entry carries its JSON Patch as a Binary resource.
     const Json& b = *req.resource;
-    if (b.value("resourceType", "") != "Binary" || b.value("contentType", "") != "application/json-patch+json" ||
-        !b.contains("data")) {
+    if (string_member(b, "resourceType") != "Binary" ||
+        string_member(b, "contentType") != "application/json-patch+json" || !b.contains("data")) {
       throw FhirError(400, "not-supported",
                       "A PATCH entry must carry a Binary with contentType application/json-patch+json");
     }
-    auto text = base64_decode(b["data"].get<std::string>());
+    validate_or_throw(b);  // Binary.data must be base64 text, and so on
+    auto text = base64_decode(string_member(b, "data"));
     if (!text) throw FhirError(400, "value", "Binary.data is not valid base64", "Binary.data");
     return parse_patch(*text);
   }
@@ -58,10 +59,10 @@ RestResponse apply(Context& ctx, const RestRequest& req, const Route& r, const J
     bool failed_test = what.find("unsuccessful") != std::string::npos;
     throw FhirError(failed_test ? 422 : 400, failed_test ? "conflict" : "invalid", "JSON Patch failed: " + what);
   }
-  if (!patched.is_object() || patched.value("resourceType", "") != r.type) {
+  if (!patched.is_object() || string_member(patched, "resourceType") != r.type) {
     throw FhirError(400, "invalid", "A patch must not change resourceType", "resourceType");
   }
-  if (patched.value("id", "") != r.id) throw FhirError(400, "invalid", "A patch must not change the id", "id");
+  if (string_member(patched, "id") != r.id) throw FhirError(400, "invalid", "A patch must not change the id", "id");
   validate_or_throw(patched);
   WriteResult w = store_resource(ctx, std::move(patched), r.type, r.id, cur, "PATCH");
   return write_response(req, w, 200, req.base_url);

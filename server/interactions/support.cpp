@@ -35,6 +35,12 @@ std::string new_resource_id() {
   return s;
 }
 
+std::string string_member(const Json& obj, const char* name) {
+  if (!obj.is_object()) return {};
+  auto it = obj.find(name);
+  return (it != obj.end() && it->is_string()) ? it->get<std::string>() : std::string();
+}
+
 void require_resource_type(const std::string& type) {
   if (!TypeModel::instance().is_resource_type(type)) {
     throw FhirError(404, "not-supported", "Unknown resource type '" + type + "'", type);

@@ -30,16 +30,12 @@ RestResponse put(Context& ctx, const RestRequest& req, const Route& r, Json reso
   return write_response(req, w, w.created ? 201 : 200, req.base_url);
 }
 
-std::string body_id(const Json& resource) {
-  auto it = resource.find("id");
-  return (it != resource.end() && it->is_string()) ? it->get<std::string>() : std::string();
-}
 
 }  // namespace
 
 RestResponse update(Context& ctx, const RestRequest& req, const Route& r) {
   Json resource = request_resource(req, r.type);
-  const std::string id = body_id(resource);
+  const std::string id = string_member(resource, "id");
   if (id.empty()) {
     throw FhirError(400, "required", "The resource has no id; an update needs the id of the URL (" + r.id + ")", "id");
   }
@@ -60,7 +56,7 @@ RestResponse conditional_update(Context& ctx, const RestRequest& req, const Rout
     throw FhirError(412, "duplicate", "The criteria match more than one " + r.type + "; nothing was updated");
   }
   Route target = r;
-  const std::string id = body_id(resource);
+  const std::string id = string_member(resource, "id");
   if (matches.size() == 1) {
     if (!req.assigned_id.empty() && req.assigned_id != matches[0].second) throw RetryTransaction{};
     if (!id.empty() && id != matches[0].second) {
