@@ -41,6 +41,12 @@ Json make_decimal(std::string_view text);
 // A number usable in arithmetic (search indexes, comparisons): integers and decimals.
 std::optional<double> number_value(const Json& value);
 
+// s with every invalid UTF-8 sequence replaced by U+FFFD: for texts that echo client bytes
+// (error messages) and must still be valid JSON.
+std::string sanitize_utf8(std::string_view s);
+// At most max_chars code points of valid UTF-8 text, cut at a character boundary.
+std::string_view utf8_prefix(std::string_view s, std::size_t max_chars);
+
 // Appends s to out as a JSON string literal (with quotes).
 void append_json_string(std::string& out, std::string_view s);
 

@@ -95,8 +95,9 @@ std::string outcome_json(const std::vector<Issue>& issues) {
   Json arr = Json::array();
   for (const auto& i : issues) {
     Json issue = {{"severity", i.severity}, {"code", i.code.empty() ? "processing" : i.code}};
-    if (!i.diagnostics.empty()) issue["diagnostics"] = i.diagnostics;
-    if (!i.expression.empty()) issue["expression"] = Json::array({i.expression});
+    // Diagnostics quote what the client sent, which may be any bytes.
+    if (!i.diagnostics.empty()) issue["diagnostics"] = resources::sanitize_utf8(i.diagnostics);
+    if (!i.expression.empty()) issue["expression"] = Json::array({resources::sanitize_utf8(i.expression)});
     arr.push_back(std::move(issue));
   }
   if (arr.empty()) arr.push_back({{"severity", "information"}, {"code", "informational"}});

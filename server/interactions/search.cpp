@@ -3,6 +3,7 @@
 // replaces this with the full parameter registry.
 #include <set>
 
+#include "resources/references.hpp"
 #include "server/interactions/interactions.hpp"
 #include "server/interactions/page.hpp"
 #include "server/interactions/support.hpp"
@@ -15,7 +16,10 @@ RestResponse search_type(Context& ctx, const RestRequest& req, const Route& r) {
   std::string after;
   for (const auto& [name, value] : req.params) {
     if (name == "_id" || name == "identifier") criteria.emplace_back(name, value);
-    if (name == "_after") after = value;
+    if (name == "_after") {
+      if (!resources::is_valid_id(value)) throw FhirError(400, "value", "_after must be a resource id", "_after");
+      after = value;
+    }
   }
   auto& store = ctx.svc.store;
   std::vector<storage::StoredVersion> rows;

@@ -480,6 +480,7 @@ std::vector<std::pair<std::uint64_t, std::string>> match_criteria(Context& ctx, 
     if (name == "_id") {
       for (const auto& escaped : split_list(value)) {
         const std::string id = unescape(escaped);
+        if (!resources::is_valid_id(id)) continue;  // no resource has such an id
         auto cur = store.current(ctx.db(), type, id, storage::Lock::kNone);
         if (cur && !cur->deleted) matches.emplace_back(cur->pk, id);
       }

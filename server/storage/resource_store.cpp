@@ -1,6 +1,7 @@
 #include "server/storage/resource_store.hpp"
 
 #include "resources/fhir_time.hpp"
+#include "resources/json.hpp"
 #include "server/storage/hash.hpp"
 
 namespace kasama::storage {
@@ -11,6 +12,13 @@ using resources::parse_sql;
 
 std::int64_t ts(const std::string& sql_time) {
   return parse_sql(sql_time).value_or(0);
+}
+
+// idx_token.sys/val hold at most 512 characters: longer values are kept as a prefix and
+// told apart by the hashes, which cover the whole value.
+constexpr std::size_t kTokenColumnChars = 512;
+std::string_view column_text(std::string_view s) {
+  return resources::utf8_prefix(s, kTokenColumnChars);
 }
 
 StoredVersion version_from(ResultSet& rs, std::size_t r, const std::string& type, const std::string& id) {
@@ -110,8 +118,8 @@ void ResourceStore::replace_tokens(Connection& c, std::uint64_t pk, const std::s
     sql += '(' + std::to_string(pk) + ',' + std::to_string(tenant_) + ',' + std::to_string(hash64({type, r.param})) +
            ',' + std::to_string(hash64({type, r.param, r.system, r.value})) + ',' +
            std::to_string(hash64({type, r.param, r.value})) + ',' + std::to_string(hash64({type, r.param, r.system})) +
-           ',' + (r.system.empty() ? std::string("NULL") : c.quote(r.system)) + ',' +
-           (r.value.empty() ? std::string("NULL") : c.quote(r.value)) + ')';
+           ',' + (r.system.empty() ? std::string("NULL") : c.quote(column_text(r.system))) + ',' +
+           (r.value.empty() ? std::string("NULL") : c.quote(column_text(r.value))) + ')';
   }
   c.execute_text(sql);
 }
@@ -148,23 +156,23 @@ std::vector<std::pair<std::uint64_t, std::string>> ResourceStore::find_by_token(
           "SELECT DISTINCT r.pk, r.res_id FROM idx_token t JOIN resource r ON r.pk = t.resource_pk "
           "WHERE t.tenant_id=? AND t.hash_sys_value=? AND t.sys IS NULL AND t.val=? AND r.deleted=0 "
           "ORDER BY r.pk LIMIT ?",
-          {std::int64_t{tenant_}, h, std::string_view(*value), lim});
+          {std::int64_t{tenant_}, h, column_text(*value), lim});
     } else {
       rs = c.query(
           "SELECT DISTINCT r.pk, r.res_id FROM idx_token t JOIN resource r ON r.pk = t.resource_pk "
           "WHERE t.tenant_id=? AND t.hash_sys_value=? AND t.sys=? AND t.val=? AND r.deleted=0 ORDER BY r.pk LIMIT ?",
-          {std::int64_t{tenant_}, h, std::string_view(*system), std::string_view(*value), lim});
+          {std::int64_t{tenant_}, h, column_text(*system), column_text(*value), lim});
     }
   } else if (value) {
     rs = c.query(
         "SELECT DISTINCT r.pk, r.res_id FROM idx_token t JOIN resource r ON r.pk = t.resource_pk "
         "WHERE t.tenant_id=? AND t.hash_value=? AND t.val=? AND r.deleted=0 ORDER BY r.pk LIMIT ?",
-        {std::int64_t{tenant_}, hash64({type, param, *value}), std::string_view(*value), lim});
+        {std::int64_t{tenant_}, hash64({type, param, *value}), column_text(*value), lim});
   } else if (system) {
     rs = c.query(
         "SELECT DISTINCT r.pk, r.res_id FROM idx_token t JOIN resource r ON r.pk = t.resource_pk "
         "WHERE t.tenant_id=? AND t.hash_sys=? AND t.sys=? AND r.deleted=0 ORDER BY r.pk LIMIT ?",
-        {std::int64_t{tenant_}, hash64({type, param, *system}), std::string_view(*system), lim});
+        {std::int64_t{tenant_}, hash64({type, param, *system}), column_text(*system), lim});
   }
   std::vector<std::pair<std::uint64_t, std::string>> out;
   for (std::size_t r = 0; r < rs.size(); ++r)

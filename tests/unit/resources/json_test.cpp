@@ -90,3 +90,18 @@ BOOST_AUTO_TEST_CASE(pretty_print) {
   auto r = parse_json(R"({"a":[1,2],"b":{}})");
   BOOST_TEST(dump_json(r.value, 2) == "{\n  \"a\": [\n    1,\n    2\n  ],\n  \"b\": {}\n}");
 }
+
+BOOST_AUTO_TEST_CASE(utf8_sanitizing_and_prefixes) {
+  using kasama::resources::sanitize_utf8;
+  using kasama::resources::utf8_prefix;
+  const std::string bad[] = {"\xff", "a\xc3(b", "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80", "\xe5\xb1"};
+  for (const auto& s : bad) {
+    const std::string clean = sanitize_utf8(s);
+    BOOST_TEST(clean.find("\xEF\xBF\xBD") != std::string::npos);
+    BOOST_TEST(parse_json("\"" + clean + "\"").ok);  // valid UTF-8 now
+  }
+  BOOST_TEST(sanitize_utf8("山田\u3000太郎 ok") == "山田\u3000太郎 ok");
+  BOOST_TEST(utf8_prefix("山田太郎", 2) == "山田");
+  BOOST_TEST(utf8_prefix("abc", 10) == "abc");
+  BOOST_TEST(utf8_prefix("", 3).empty());
+}
