@@ -1,6 +1,7 @@
 #include "server/storage/embedded_mariadb.hpp"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,10 +33,17 @@ std::string tail(const fs::path& p, std::size_t n = 2000) {
 // Starts a program with stdout/stderr appended to log. A detached one gets its own session,
 // so that Ctrl-C in the terminal reaches only the server, which stops MariaDB in order.
 int launch(const std::vector<std::string>& args, const fs::path& log, bool detach) {
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
-    if (detach) setsid();
+    if (detach) {
+      setsid();
+      // If the server dies without stopping it (a crash, kill -9), MariaDB gets SIGTERM and
+      // shuts down cleanly instead of running on orphaned.
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (getppid() != parent) _exit(1);
+    }
     FILE* f = std::fopen(log.c_str(), "a");
     if (f) {
       dup2(fileno(f), 1);

@@ -107,4 +107,30 @@ describe('R-44 graceful restart loses nothing', () => {
     const demoAgain = await call('GET', DEMO_ORG);
     assert.equal(demoAgain.json.total, 1, 'demo data is not loaded a second time');
   });
+
+  it('a server killed with SIGKILL takes its MariaDB down cleanly, and restarts with all data', async () => {
+    const created = await call('POST', 'Patient', {
+      resourceType: 'Patient',
+      identifier: [{ system: SYSTEM, value: 'before-kill' }],
+    });
+    assert.equal(created.status, 201, created.text);
+    const mariadb = Number(readFileSync(`${DIR}/mariadb/mariadbd.pid`, 'utf8'));
+    process.kill(Number(readFileSync(`${DIR}/server.pid`, 'utf8')), 'SIGKILL');
+    let alive = true;
+    for (let i = 0; i < 300 && alive; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      try {
+        process.kill(mariadb, 0);
+      } catch {
+        alive = false;
+      }
+    }
+    assert.equal(alive, false, 'MariaDB stopped after its server died');
+    const log = readFileSync(`${DIR}/mariadb/mariadb.log`, 'utf8');
+    assert.match(log.slice(log.lastIndexOf('ready for connections')), /Shutdown complete/);
+    assert.match(harness('resume'), /server up/);
+    const back = await call('GET', `Patient/${created.json.id}`);
+    assert.equal(back.status, 200);
+    assert.equal(back.text, created.text);
+  });
 });

@@ -12,6 +12,11 @@ case "$action" in
     shift 4
     if [ "$action" = start ]; then
       if [ -f "$dir/server.pid" ]; then "$0" stop "$dir" >/dev/null 2>&1 || true; fi
+      # A MariaDB left by an earlier run that died must not live on under a wiped dir.
+      if [ -f "$dir/mariadb/mariadbd.pid" ]; then
+        old=$(cat "$dir/mariadb/mariadbd.pid")
+        kill -TERM "$old" 2>/dev/null && for _ in $(seq 1 300); do kill -0 "$old" 2>/dev/null || break; sleep 0.2; done
+      fi
       rm -rf "$dir"
     fi
     mkdir -p "$dir"
