@@ -317,7 +317,9 @@ class HandlerSlot {
   std::counting_semaphore<>& s_;
 };
 
-const char* kasama_version() { return kVersion; }
+const char* kasama_version() {
+  return kVersion;
+}
 
 // One connection, served by one thread from keep-alive to close. The per-request cost is a
 // read and a write: the socket's receive timeout (SO_RCVTIMEO) bounds the wait for the

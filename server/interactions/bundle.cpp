@@ -47,7 +47,6 @@ int phase(const std::string& method) {
   return 3;
 }
 
-
 // The Bundle without its entries' resources: those are validated as each entry runs.
 Json skeleton(const Json& bundle) {
   Json out = Json::object();

@@ -64,9 +64,9 @@ enum class ReturnPref { kDefault, kMinimal, kRepresentation, kOutcome };
 
 struct RestResponse {
   int status = 200;
-  std::string body;           // JSON text (resource, Bundle or OperationOutcome); empty = none
-  std::string location;       // absolute URL
-  std::string version_id;     // for ETag W/"..."
+  std::string body;                           // JSON text (resource, Bundle or OperationOutcome); empty = none
+  std::string location;                       // absolute URL
+  std::string version_id;                     // for ETag W/"..."
   std::optional<std::int64_t> last_modified;  // ms since the epoch (Last-Modified, lastModified)
   std::string content_type = "application/fhir+json; charset=utf-8";
   std::string allow;  // Allow header (405)

@@ -30,7 +30,6 @@ RestResponse put(Context& ctx, const RestRequest& req, const Route& r, Json reso
   return write_response(req, w, w.created ? 201 : 200, req.base_url);
 }
 
-
 }  // namespace
 
 RestResponse update(Context& ctx, const RestRequest& req, const Route& r) {
