@@ -6,6 +6,7 @@
 #include "server/interactions/support.hpp"
 
 namespace kasama::server {
+
 RestResponse create(Context& ctx, const RestRequest& req, const Route& r) {
   Json resource = request_resource(req, r.type);
   std::optional<Criteria> criteria;
@@ -22,6 +23,7 @@ RestResponse create(Context& ctx, const RestRequest& req, const Route& r) {
       // committed since then makes the whole Bundle resolve its identities again.
       if (!req.assigned_id.empty()) throw RetryTransaction{};
       auto v = ctx.svc.store.read_current(ctx.db(), r.type, matches[0].second);
+      if (!v || v->deleted) throw RetryTransaction{};  // deleted since it matched
       WriteResult w;
       w.type = r.type;
       w.id = v->id;

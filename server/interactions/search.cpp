@@ -46,7 +46,7 @@ RestResponse search_type(Context& ctx, const RestRequest& req, const Route& r) {
         more = page.count > 0;
         break;
       }
-      if (auto v = store.read_current(ctx.db(), r.type, id)) rows.push_back(std::move(*v));
+      if (auto v = store.read_current(ctx.db(), r.type, id); v && !v->deleted) rows.push_back(std::move(*v));
     }
   }
   BundleWriter b("searchset");
