@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { BASE, ORIGIN, uid, freshIdentifier, request, get, post, put } from './lib/client.js';
 import { assertOutcome, assertVersion, createPatient, historyVersions, countByIdentifier } from './lib/assertions.js';
 import { rawExchange, target, requestOnFreshConnection, pipelined } from './lib/raw.js';
+import { rng } from './lib/random.js';
 
 const div = (inner) => `<div xmlns=\\"http://www.w3.org/1999/xhtml\\">${inner}</div>`;
 
@@ -451,16 +452,6 @@ describe('HTTP framing and request smuggling defences (RFC 9112)', () => {
 // ---------------------------------------------------------------------------------------------
 // Fuzz-lite: random mutations of a valid Patient text. Seeded, so a failure can be replayed
 // with KASAMA_FUZZ_SEED.
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('fuzz-lite: 200 mutated Patient bodies never give a 5xx', () => {
   const seed = Number(process.env.KASAMA_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));

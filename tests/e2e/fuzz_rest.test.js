@@ -25,6 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BASE, ORIGIN, request, uid } from './lib/client.js';
 import { caCert, host, port, target } from './lib/raw.js';
+import { rng } from './lib/random.js';
 
 const SEED = Number(process.env.KASAMA_FUZZ_SEED ?? 20250601) >>> 0;
 const COUNT = Number(process.env.KASAMA_FUZZ_REQUESTS ?? 1500);
@@ -35,17 +36,7 @@ const FHIR = target.pathname.replace(/\/+$/, ''); // "/fhir"
 console.log(`fuzz_rest: KASAMA_FUZZ_SEED=${SEED} requests=${COUNT} budget=${BUDGET_MS}ms`);
 
 // ---------------------------------------------------------------------------------------------
-// Seeded PRNG (mulberry32, as in errors.test.js) and helpers over it.
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Helpers over the seeded PRNG of lib/random.js.
 
 function makeGen(seed) {
   const rand = rng(seed);
