@@ -23,7 +23,7 @@ function harness(action) {
 
 // node:https with the server's own certificate (read after each start: it is generated on
 // the first one and reused after).
-function call(method, path, body) {
+function call(method, path, body, onSent = () => {}) {
   const ca = readFileSync(`${DIR}/tls/server.crt`);
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -48,6 +48,7 @@ function call(method, path, body) {
       },
     );
     req.on('error', reject);
+    req.on('finish', onSent);  // the whole request is in the kernel's hands
     if (payload) req.write(payload);
     req.end();
   });
@@ -77,7 +78,7 @@ describe('R-44 graceful restart loses nothing', () => {
     });
     assert.equal(single.status, 201, single.text);
 
-    const N = 1500;
+    const N = 3000;
     const bundle = {
       resourceType: 'Bundle',
       type: 'transaction',
@@ -86,8 +87,13 @@ describe('R-44 graceful restart loses nothing', () => {
         request: { method: 'POST', url: 'Patient' },
       })),
     };
-    const inFlight = call('POST', '', bundle);
-    await new Promise((r) => setTimeout(r, 150));
+    // SIGTERM once the request has been sent and the server is working on it: the drain
+    // must let it finish. (Should the transaction be done first, the checks still hold.)
+    let sent;
+    const wasSent = new Promise((r) => (sent = r));
+    const inFlight = call('POST', '', bundle, () => sent());
+    await wasSent;
+    await new Promise((r) => setTimeout(r, 50));
     const pid = Number(readFileSync(`${DIR}/server.pid`, 'utf8'));
     process.kill(pid, 'SIGTERM');
     const answered = await inFlight;
