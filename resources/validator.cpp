@@ -529,16 +529,22 @@ class Validator {
     add("structure", std::move(message));
   }
 
-  void property(const Json::object_t& obj, const std::string& key, const Json& v, const ChildMatch& m) {
-    const ElementDef& e = *m.element;
+  // Checks shared by an element and its "_x" sibling: the element may appear, and not as null.
+  bool present(const ElementDef& e, const std::string& key, const Json& v) {
     if (e.max == 0) {
       add("structure", "Element " + in_quotes(key) + " is not allowed here");
-      return;
+      return false;
     }
     if (v.is_null()) {
       add("structure", "Element " + in_quotes(key) + " is null; null is only allowed inside arrays");
-      return;
+      return false;
     }
+    return true;
+  }
+
+  void property(const Json::object_t& obj, const std::string& key, const Json& v, const ChildMatch& m) {
+    const ElementDef& e = *m.element;
+    if (!present(e, key, v)) return;
     if (!e.repeats()) {
       if (v.is_array()) {
         add("structure", "Element " + in_quotes(key) + " does not repeat, so it must not be an array");
@@ -589,14 +595,7 @@ class Validator {
   void primitive_extension(const Json::object_t& obj, const std::string& key, const Json& v, const ChildMatch& m) {
     const ElementDef& e = *m.element;
     const std::string_view base_key = std::string_view(key).substr(1);
-    if (e.max == 0) {
-      add("structure", "Element " + in_quotes(key) + " is not allowed here");
-      return;
-    }
-    if (v.is_null()) {
-      add("structure", "Element " + in_quotes(key) + " is null; null is only allowed inside arrays");
-      return;
-    }
+    if (!present(e, key, v)) return;
     if (!e.repeats()) {
       if (!v.is_object()) {
         add("structure", "Element " + in_quotes(key) + " must be a JSON object holding the id and extensions of " +
