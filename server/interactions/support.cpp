@@ -425,31 +425,6 @@ Criteria parse_criteria(std::string_view query) {
 
 namespace {}  // namespace
 
-std::vector<std::string> split_list(const std::string& value) {
-  std::vector<std::string> out(1);
-  for (std::size_t i = 0; i < value.size(); ++i) {
-    if (value[i] == '\\' && i + 1 < value.size()) {
-      // "\," is a comma of the value; other escapes are kept for the next step to read.
-      if (value[i + 1] != ',') out.back().push_back('\\');
-      out.back().push_back(value[++i]);
-    } else if (value[i] == ',') {
-      out.emplace_back();
-    } else {
-      out.back().push_back(value[i]);
-    }
-  }
-  return out;
-}
-
-std::string unescape(std::string_view value) {
-  std::string out;
-  for (std::size_t i = 0; i < value.size(); ++i) {
-    if (value[i] == '\\' && i + 1 < value.size()) ++i;
-    out.push_back(value[i]);
-  }
-  return out;
-}
-
 namespace {
 
 // The first unescaped '|' splits system and code.

@@ -10,6 +10,7 @@
 
 #include "server/interactions/context.hpp"
 #include "server/interactions/rest.hpp"
+#include "server/search/escapes.hpp"
 
 namespace kasama::server {
 
@@ -61,10 +62,9 @@ RestResponse write_response(const RestRequest& req, const WriteResult& w, int st
 // conditional URL's query, or a conditional reference).
 using Criteria = std::vector<std::pair<std::string, std::string>>;
 Criteria parse_criteria(std::string_view query);
-// A parameter value split on unescaped commas; other backslash escapes ("\|", "\$",
-// "\\") stay for the next step, which reads the parts and then unescape()s them.
-std::vector<std::string> split_list(const std::string& value);
-std::string unescape(std::string_view value);
+// Parameter values are split and unescaped by the search code's rules.
+using search::split_list;
+using search::unescape;
 // Matches of the criteria among current resources of the type (at most limit).
 std::vector<std::pair<std::uint64_t, std::string>> match_criteria(Context& ctx, const std::string& type,
                                                                   const Criteria& criteria, unsigned limit = 2);

@@ -1,5 +1,7 @@
 #include "server/search/query.hpp"
 
+#include "server/search/escapes.hpp"
+
 #include <algorithm>
 #include <array>
 
@@ -23,48 +25,6 @@ constexpr std::array<std::pair<std::string_view, Prefix>, 9> kPrefixes = {{{"eq"
                                                                            {"sa", Prefix::kSa},
                                                                            {"eb", Prefix::kEb},
                                                                            {"ap", Prefix::kAp}}};
-
-// Split on unescaped sep; "\x" escapes stay in the parts (for the next step) except
-// "\," when splitting on commas, which becomes a plain comma.
-std::vector<std::string> split_unescaped(std::string_view value, char sep) {
-  std::vector<std::string> out(1);
-  for (std::size_t i = 0; i < value.size(); ++i) {
-    if (value[i] == '\\' && i + 1 < value.size()) {
-      if (value[i + 1] != sep) out.back().push_back('\\');
-      out.back().push_back(value[++i]);
-    } else if (value[i] == sep) {
-      out.emplace_back();
-    } else {
-      out.back().push_back(value[i]);
-    }
-  }
-  return out;
-}
-
-// Like split_unescaped but keeps every escape (for a second split on another separator).
-std::vector<std::string> split_keep(std::string_view value, char sep) {
-  std::vector<std::string> out(1);
-  for (std::size_t i = 0; i < value.size(); ++i) {
-    if (value[i] == '\\' && i + 1 < value.size()) {
-      out.back().push_back('\\');
-      out.back().push_back(value[++i]);
-    } else if (value[i] == sep) {
-      out.emplace_back();
-    } else {
-      out.back().push_back(value[i]);
-    }
-  }
-  return out;
-}
-
-std::string unescape(std::string_view value) {
-  std::string out;
-  for (std::size_t i = 0; i < value.size(); ++i) {
-    if (value[i] == '\\' && i + 1 < value.size()) ++i;
-    out.push_back(value[i]);
-  }
-  return out;
-}
 
 // FHIR decimal (ASCII digits only): -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 bool is_decimal(std::string_view s) {
@@ -139,7 +99,7 @@ struct Parser {
 
   // A token "system|code" (escaped text) into v.
   static void split_token(std::string_view escaped, Value& v) {
-    auto parts = split_keep(escaped, '|');
+    auto parts = split_keeping_escapes(escaped, '|');
     if (parts.size() == 1) {
       v.code = unescape(parts[0]);
     } else {
@@ -185,7 +145,7 @@ struct Parser {
       }
       case ParamType::kQuantity: {
         std::string_view rest = take_prefix(escaped, v.prefix);
-        auto parts = split_keep(rest, '|');
+        auto parts = split_keeping_escapes(rest, '|');
         if (parts.size() != 1 && parts.size() != 3) return bad("expected number or number|system|code");
         if (!is_decimal(parts[0])) return bad("not a decimal number");
         v.number = parts[0];
@@ -200,7 +160,7 @@ struct Parser {
       case ParamType::kToken:
         if (modifier == "text" || modifier == "in" || modifier == "not-in") return true;
         if (modifier == "of-type") {
-          auto parts = split_keep(escaped, '|');
+          auto parts = split_keeping_escapes(escaped, '|');
           if (parts.size() != 3 || parts[2].empty()) return bad("expected system|code|value");
           v.has_system = true;
           v.system = unescape(parts[0]);
@@ -246,7 +206,7 @@ struct Parser {
         return true;
       }
       case ParamType::kComposite: {
-        auto parts = split_keep(escaped, '$');
+        auto parts = split_keeping_escapes(escaped, '$');
         if (parts.size() != p.components.size())
           return bad("expected " + std::to_string(p.components.size()) + " parts joined by '$'");
         for (std::size_t i = 0; i < parts.size(); ++i) {
@@ -339,7 +299,7 @@ struct Parser {
       return true;
     }
     // "\," is a comma of the value; other escapes stay for parse_value to read.
-    for (const auto& part : split_unescaped(value, ',')) {
+    for (const auto& part : split_list(value, ',')) {
       Value v;
       if (!parse_value(*p, modifier, part, full_name, v)) return false;
       clause.values.push_back(std::move(v));
