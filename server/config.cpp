@@ -58,6 +58,7 @@ Config Config::from_env() {
     else
       throw std::invalid_argument("KASAMA_REF_INTEGRITY must be off, delete or strict");
   }
+  c.slow_search_ms = static_cast<unsigned>(number("KASAMA_SLOW_SEARCH_MS", c.slow_search_ms, 0, 3'600'000));
   if (auto v = env("KASAMA_DEMO_DATA")) c.demo_data = std::string(v) != "0" && std::string(v) != "off";
   return c;
 }

@@ -22,6 +22,7 @@ struct Config {
   std::size_t cache_bytes = 256UL << 20;  // current-version cache; 0 disables it
   unsigned default_count = 50;
   unsigned max_count = 1000;
+  unsigned slow_search_ms = 1000;  // KASAMA_SLOW_SEARCH_MS: search SQL slower than this is logged (0 = all)
   RefIntegrity ref_integrity = RefIntegrity::kStrict;
   bool demo_data = true;
   unsigned tenant = 1;

@@ -17,6 +17,7 @@
 #include "server/interactions/service.hpp"
 #include "server/log.hpp"
 #include "server/ops/demo_data.hpp"
+#include "server/ops/reindex.hpp"
 #include "server/storage/db.hpp"
 #include "server/storage/embedded_mariadb.hpp"
 #include "server/storage/migrations.hpp"
@@ -25,7 +26,13 @@
 
 using namespace kasama;
 
-int main() {
+int main(int argc, char** argv) {
+  // `kasama-server reindex [Type]`: rebuild the search index and exit.
+  const bool reindex_only = argc >= 2 && std::string(argv[1]) == "reindex";
+  if (argc >= 2 && !reindex_only) {
+    std::fprintf(stderr, "usage: %s [reindex [ResourceType]]  (settings come from KASAMA_* variables)\n", argv[0]);
+    return 2;
+  }
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -60,6 +67,19 @@ int main() {
     storage::ConnectionPool pool(app, config.db_pool);
     storage::ResourceCache cache(config.cache_bytes);
     server::Services services(config, pool, cache);
+    if (reindex_only) {
+      const std::string type = argc >= 3 ? argv[2] : "";
+      if (!type.empty() && !model.is_resource_type(type)) throw std::runtime_error(type + " is not a resource type");
+      auto r = server::reindex(services, type, [](std::uint64_t n) {
+        if (n % 10000 == 0) server::log_info("reindex: " + std::to_string(n) + " resources");
+      });
+      std::printf("reindexed %llu resources in %.1f s\n", static_cast<unsigned long long>(r.resources), r.seconds);
+      pool.close();
+      if (embedded) embedded->stop();
+      mysql_library_end();
+      return 0;
+    }
+    server::reindex_if_registry_changed(services);
     server::FhirService service(services);
     if (embedded && config.demo_data) {
       int loaded = server::load_demo_data(service);

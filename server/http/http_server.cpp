@@ -198,6 +198,10 @@ void check_content_type(const RestRequest& req) {
                     "Content-Type");
   }
   if (json_media(t)) return;
+  // POST [type]/_search and POST /_search take a form body (search.html#2.21.0.1).
+  if (t == "application/x-www-form-urlencoded" && req.method == "POST" && !req.segments.empty() &&
+      req.segments.back() == "_search")
+    return;
   if (xml_media(t)) {
     throw FhirError(415, "not-supported", "XML bodies are not accepted yet: send application/fhir+json",
                     "Content-Type");

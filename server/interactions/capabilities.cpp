@@ -1,12 +1,14 @@
 // GET /metadata: a CapabilityStatement generated from what this server implements: the
 // resource types of the type model, the interactions routed in route.cpp, and the search
 // parameters the search code understands.
+#include <algorithm>
 #include <mutex>
 #include <unordered_map>
 
 #include "resources/type_model.hpp"
 #include "server/interactions/interactions.hpp"
 #include "server/interactions/support.hpp"
+#include "server/search/registry.hpp"
 #include "server/version.hpp"
 
 namespace kasama::server {
@@ -24,18 +26,38 @@ std::string build(const std::string& base_url, const Config& config) {
                                          {{"code", "history-type"}},
                                          {{"code", "create"}},
                                          {{"code", "search-type"}}});
+  // Revinclude lists name every reference parameter that may point at the type.
   Json policy = Json::array({"literal", "local"});
   if (config.ref_integrity == RefIntegrity::kStrict) policy.push_back("enforced");
+  const auto& registry = search::Registry::instance();
   for (const auto& type : model.resource_types()) {
     Json params = Json::array();
-    params.push_back({{"name", "_id"},
-                      {"definition", "http://hl7.org/fhir/SearchParameter/Resource-id"},
-                      {"type", "token"},
-                      {"documentation", "Logical id of the resource"}});
-    if (model.child(type, "identifier")) {
-      params.push_back({{"name", "identifier"},
-                        {"type", "token"},
-                        {"documentation", "Business identifier: system|value, |value, value or system|"}});
+    std::vector<std::string> unsupported;
+    Json includes = Json::array({"*"});
+    Json revincludes = Json::array();
+    for (const search::SearchParam* p : registry.for_type(type)) {
+      std::string why = search::unsupported_reason(*p);
+      if (!why.empty()) {
+        unsupported.push_back(p->code + " (" + why + ")");
+        continue;
+      }
+      params.push_back({{"name", p->code},
+                        {"definition", p->url},
+                        {"type", search::param_type_name(p->type)},
+                        {"documentation", search::modifiers_documentation(p->type)}});
+      if (p->type == search::ParamType::kReference) includes.push_back(type + ":" + p->code);
+    }
+    for (const auto& other : model.resource_types()) {
+      for (const search::SearchParam* p : registry.for_type(other)) {
+        if (p->type != search::ParamType::kReference || p->base == "Resource" || p->base == "DomainResource") continue;
+        if (p->targets.empty() || std::find(p->targets.begin(), p->targets.end(), type) != p->targets.end())
+          revincludes.push_back(other + ":" + p->code);
+      }
+    }
+    std::string doc;
+    if (!unsupported.empty()) {
+      doc = "Search parameters not supported: ";
+      for (std::size_t i = 0; i < unsupported.size(); ++i) doc += (i ? ", " : "") + unsupported[i];
     }
     resources_json.push_back({{"type", type},
                               {"interaction", interactions},
@@ -47,7 +69,13 @@ std::string build(const std::string& base_url, const Config& config) {
                               {"conditionalUpdate", true},
                               {"conditionalDelete", "single"},
                               {"referencePolicy", policy},
+                              {"searchInclude", std::move(includes)},
+                              {"searchRevInclude", std::move(revincludes)},
                               {"searchParam", std::move(params)}});
+    if (!doc.empty()) resources_json.back()["documentation"] = doc;
+    if (type == "Patient")
+      resources_json.back()["operation"] = Json::array(
+          {{{"name", "everything"}, {"definition", "http://hl7.org/fhir/OperationDefinition/Patient-everything"}}});
   }
   Json cs = {
       {"resourceType", "CapabilityStatement"},
@@ -67,11 +95,33 @@ std::string build(const std::string& base_url, const Config& config) {
       {"format", Json::array({"application/fhir+json", "json"})},
       {"patchFormat", Json::array({"application/json-patch+json"})},
       {"rest",
-       Json::array({{{"mode", "server"},
-                     {"documentation", "FHIR R4 REST API. Transactions are atomic; conditional create is race-safe."},
-                     {"resource", std::move(resources_json)},
-                     {"interaction",
-                      Json::array({{{"code", "transaction"}}, {{"code", "batch"}}, {{"code", "history-system"}}})}}})}};
+       Json::array(
+           {{{"mode", "server"},
+             {"documentation",
+              "FHIR R4 REST API. Transactions are atomic; conditional create is race-safe. Search: every R4 "
+              "core search parameter with a FHIRPath expression (see each type's documentation for the few "
+              "that are not); result parameters _count (default " +
+                  std::to_string(config.default_count) + ", max " + std::to_string(config.max_count) +
+                  "), _sort (several keys, -desc), _total (none, estimate = accurate, accurate), _summary "
+                  "(true, text, data, count), _elements, _include and _revinclude (with :iterate, at most "
+                  "1000 included resources per page); paging by opaque _cursor links (next, previous) in "
+                  "a stable order. Not supported: _contained, _containedType, _text, _content, _list, "
+                  "_query, _filter, token :in/:not-in/:above/:below (no terminology service), three-part "
+                  "composites, unit conversion of quantities."},
+             {"compartment", Json::array({"http://hl7.org/fhir/CompartmentDefinition/patient"})},
+             {"searchParam", Json::array({{{"name", "_type"},
+                                           {"type", "token"},
+                                           {"documentation", "System search: the resource types to search"}}})},
+             {"resource", std::move(resources_json)},
+             {"interaction", Json::array({{{"code", "transaction"}},
+                                          {{"code", "batch"}},
+                                          {{"code", "history-system"}},
+                                          {{"code", "search-system"}}})},
+             {"operation", Json::array({{{"name", "reindex"},
+                                         {"definition", "http://kasama-fhir.example/fhir/OperationDefinition/reindex"},
+                                         {"documentation",
+                                          "POST [base]/$reindex or [base]/[type]/$reindex: rebuild the search index "
+                                          "now (also done at startup when the search registry changed)"}}})}}})}};
   return resources::dump_json(cs);
 }
 

@@ -22,6 +22,10 @@ enum class Kind {
   kHistoryType,
   kHistorySystem,
   kSearchType,
+  kSearchSystem,
+  kSearchCompartment,
+  kEverything,
+  kReindex,
   kBatchOrTransaction,
 };
 
@@ -38,6 +42,10 @@ bool is_write(Kind kind);
 const char* kind_name(Kind kind);
 
 RestResponse read(Context& ctx, const RestRequest& req, const Route& r);
+RestResponse search_system(Context& ctx, const RestRequest& req, const Route& r);
+RestResponse patient_everything(Context& ctx, const RestRequest& req, const Route& r);
+// Route: type = compartment type, id = its id, vid = the searched type.
+RestResponse search_compartment(Context& ctx, const RestRequest& req, const Route& r);
 RestResponse vread(Context& ctx, const RestRequest& req, const Route& r);
 RestResponse create(Context& ctx, const RestRequest& req, const Route& r);
 RestResponse update(Context& ctx, const RestRequest& req, const Route& r);

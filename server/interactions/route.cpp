@@ -1,3 +1,4 @@
+#include "resources/type_model.hpp"
 #include "server/interactions/interactions.hpp"
 #include "server/interactions/support.hpp"
 
@@ -18,6 +19,15 @@ Route route(const RestRequest& req) {
   const std::string& m = req.method;
   if (s.empty()) {
     if (m == "POST") return {Kind::kBatchOrTransaction, "", "", ""};
+    if (m == "GET" || m == "HEAD") return {Kind::kSearchSystem, "", "", ""};
+    not_allowed(req, "GET, HEAD, POST");
+  }
+  if (s.size() == 1 && s[0] == "$reindex") {
+    if (m == "POST") return {Kind::kReindex, "", "", ""};
+    not_allowed(req, "POST");
+  }
+  if (s.size() == 1 && s[0] == "_search") {
+    if (m == "POST") return {Kind::kSearchSystem, "", "", ""};
     not_allowed(req, "POST");
   }
   if (s.size() == 1 && s[0] == "metadata") {
@@ -46,7 +56,12 @@ Route route(const RestRequest& req) {
     not_allowed(req, "GET, HEAD");
   }
   if (s.size() == 2 && s[1] == "_search") {
-    throw FhirError(404, "not-supported", "POST " + type + "/_search is not supported yet");
+    if (m == "POST") return {Kind::kSearchType, type, "", ""};
+    not_allowed(req, "POST");
+  }
+  if (s.size() == 2 && s[1] == "$reindex") {
+    if (m == "POST") return {Kind::kReindex, type, "", ""};
+    not_allowed(req, "POST");
   }
   const std::string& id = s[1];
   if (!id.empty() && id[0] == '$') throw FhirError(404, "not-supported", "Unknown operation " + id + " on " + type);
@@ -60,6 +75,14 @@ Route route(const RestRequest& req) {
   }
   if (s.size() == 3 && s[2] == "_history") {
     if (m == "GET" || m == "HEAD") return {Kind::kHistoryInstance, type, id, ""};
+    not_allowed(req, "GET, HEAD");
+  }
+  if (s.size() == 3 && s[2] == "$everything" && type == "Patient") {
+    if (m == "GET" || m == "HEAD") return {Kind::kEverything, type, id, ""};
+    not_allowed(req, "GET, HEAD");
+  }
+  if (s.size() == 3 && resources::TypeModel::instance().is_resource_type(s[2])) {
+    if (m == "GET" || m == "HEAD") return {Kind::kSearchCompartment, type, id, s[2]};
     not_allowed(req, "GET, HEAD");
   }
   if (s.size() == 4 && s[2] == "_history") {
@@ -114,6 +137,14 @@ const char* kind_name(Kind kind) {
       return "history-system";
     case Kind::kSearchType:
       return "search-type";
+    case Kind::kSearchSystem:
+      return "search-system";
+    case Kind::kSearchCompartment:
+      return "search-compartment";
+    case Kind::kEverything:
+      return "operation-everything";
+    case Kind::kReindex:
+      return "operation-reindex";
     case Kind::kBatchOrTransaction:
       return "batch-or-transaction";
   }

@@ -1,6 +1,7 @@
 #include "server/interactions/service.hpp"
 
 #include "server/interactions/support.hpp"
+#include "server/ops/reindex.hpp"
 
 namespace kasama::server {
 
@@ -32,6 +33,14 @@ RestResponse FhirService::dispatch(Context& ctx, const RestRequest& req, const R
       return history(ctx, req, r);
     case Kind::kSearchType:
       return search_type(ctx, req, r);
+    case Kind::kSearchSystem:
+      return search_system(ctx, req, r);
+    case Kind::kSearchCompartment:
+      return search_compartment(ctx, req, r);
+    case Kind::kEverything:
+      return patient_everything(ctx, req, r);
+    case Kind::kReindex:
+      return reindex_operation(ctx, req, r);
     case Kind::kBatchOrTransaction:
       return process_bundle(*this, req);
   }

@@ -1,5 +1,8 @@
 #include "server/interactions/support.hpp"
 
+#include "server/interactions/search_engine.hpp"
+#include "server/search/extract.hpp"
+
 #include <algorithm>
 #include <random>
 #include <set>
@@ -145,26 +148,6 @@ std::string finalize(Json& resource, const std::string& type, const std::string&
   return resources::dump_json(out);
 }
 
-std::vector<storage::TokenRow> identifier_tokens(const Json& resource) {
-  std::vector<storage::TokenRow> rows;
-  auto it = resource.find("identifier");
-  if (it == resource.end()) return rows;
-  auto add = [&](const Json& ident) {
-    if (!ident.is_object()) return;
-    auto v = ident.find("value");
-    if (v == ident.end() || !v->is_string()) return;
-    auto s = ident.find("system");
-    rows.push_back({"identifier", (s != ident.end() && s->is_string()) ? s->get<std::string>() : std::string(),
-                    v->get<std::string>()});
-  };
-  if (it->is_array()) {
-    for (const auto& i : *it) add(i);
-  } else {
-    add(*it);
-  }
-  return rows;
-}
-
 std::vector<storage::LinkRow> local_links(const Json& resource, const std::string& base_url) {
   std::vector<storage::LinkRow> rows;
   std::set<std::pair<std::string, std::string>> seen;
@@ -237,8 +220,9 @@ WriteResult store_resource(Context& ctx, Json resource, const std::string& type,
     if (e.duplicate_key() && !existing) throw RetryTransaction{};
     throw;
   }
-  auto tokens = identifier_tokens(resource);
-  if (existing || !tokens.empty()) store.replace_tokens(db, w.pk, type, tokens);
+  // The search index is written in the resource's own transaction, from the content as stored.
+  auto index = search::Extractor::instance().extract(type, resource, ctx.svc.config.base_url);
+  if (existing || !index.empty()) store.replace_index(db, w.pk, type, index, existing.has_value());
   if (existing || !links.empty()) store.replace_links(db, w.pk, links);
   queue_cache_put(ctx, w, false);
   return w;
@@ -423,73 +407,9 @@ Criteria parse_criteria(std::string_view query) {
   return c;
 }
 
-namespace {}  // namespace
-
-namespace {
-
-// The first unescaped '|' splits system and code.
-std::optional<std::size_t> token_bar(const std::string& v) {
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    if (v[i] == '\\') {
-      ++i;
-      continue;
-    }
-    if (v[i] == '|') return i;
-  }
-  return std::nullopt;
-}
-
-}  // namespace
-
 std::vector<std::pair<std::uint64_t, std::string>> match_criteria(Context& ctx, const std::string& type,
                                                                   const Criteria& criteria, unsigned limit) {
-  if (criteria.empty()) {
-    throw FhirError(400, "invalid", "Conditional criteria are empty: give at least one search parameter");
-  }
-  auto& store = ctx.svc.store;
-  // With several criteria the sets are intersected, so each must be complete.
-  const unsigned component_limit = criteria.size() == 1 ? limit : 1'000'000;
-  std::optional<std::vector<std::pair<std::uint64_t, std::string>>> result;
-  for (const auto& [name, value] : criteria) {
-    std::vector<std::pair<std::uint64_t, std::string>> matches;
-    if (name == "_id") {
-      for (const auto& escaped : split_list(value)) {
-        const std::string id = unescape(escaped);
-        if (!resources::is_valid_id(id)) continue;  // no resource has such an id
-        auto cur = store.current(ctx.db(), type, id, storage::Lock::kNone);
-        if (cur && !cur->deleted) matches.emplace_back(cur->pk, id);
-      }
-    } else if (name == "identifier") {
-      for (const auto& raw : split_list(value)) {
-        std::optional<std::string> sys, val;
-        if (auto bar = token_bar(raw)) {
-          sys = unescape(raw.substr(0, *bar));
-          std::string v = unescape(raw.substr(*bar + 1));
-          if (!v.empty()) val = v;
-          if (sys->empty() && !val) throw FhirError(400, "invalid", "identifier criteria '|' names nothing", name);
-        } else {
-          val = unescape(raw);
-        }
-        for (auto& m : store.find_by_token(ctx.db(), type, "identifier", sys, val, component_limit))
-          matches.push_back(std::move(m));
-      }
-    } else {
-      throw FhirError(400, "not-supported",
-                      "Conditional criteria parameter '" + name + "' is not supported yet (supported: _id, identifier)",
-                      name);
-    }
-    std::sort(matches.begin(), matches.end());
-    matches.erase(std::unique(matches.begin(), matches.end()), matches.end());
-    if (!result) {
-      result = std::move(matches);
-    } else {
-      std::vector<std::pair<std::uint64_t, std::string>> both;
-      std::set_intersection(result->begin(), result->end(), matches.begin(), matches.end(), std::back_inserter(both));
-      result = std::move(both);
-    }
-  }
-  if (result->size() > limit) result->resize(limit);
-  return *result;
+  return find_matches(ctx, type, criteria, limit);
 }
 
 // Claims the criteria for the new resource. Losing to a concurrent twin means the whole

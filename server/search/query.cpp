@@ -229,6 +229,39 @@ struct Parser {
     return true;
   }
 
+  // "_has:Source:param:rest" (rest may be another _has) or a plain clause.
+  bool parse_any(std::string_view on_type, const std::string& full_name, std::string_view name,
+                 const std::string& value, Clause& clause) {
+    if (name != "_has" && name.rfind("_has:", 0) != 0) return parse_clause(on_type, full_name, name, value, clause);
+    auto bad = [&](const std::string& why) {
+      fail("invalid", "invalid _has parameter '" + full_name + "': " + why, full_name);
+      return false;
+    };
+    std::string_view rest = name.substr(std::min<std::size_t>(name.size(), 5));
+    auto c1 = rest.find(':');
+    if (c1 == std::string_view::npos) return bad("expected _has:Type:reference:parameter");
+    auto c2 = rest.find(':', c1 + 1);
+    if (c2 == std::string_view::npos) return bad("expected _has:Type:reference:parameter");
+    std::string source(rest.substr(0, c1));
+    std::string ref(rest.substr(c1 + 1, c2 - c1 - 1));
+    std::string_view inner = rest.substr(c2 + 1);
+    if (!resources::TypeModel::instance().is_resource_type(source))
+      return bad("'" + source + "' is not a resource type");
+    const SearchParam* rp = Registry::instance().find(source, ref);
+    if (!rp || rp->type != ParamType::kReference) return bad("'" + ref + "' is not a reference parameter of " + source);
+    if (!rp->targets.empty() &&
+        std::find(rp->targets.begin(), rp->targets.end(), std::string(on_type)) == rp->targets.end())
+      return bad(source + "." + ref + " does not refer to " + std::string(on_type));
+    if (inner.empty()) return bad("no parameter after the reference");
+    auto has = std::make_shared<Has>();
+    has->source_type = source;
+    has->ref_param = rp;
+    if (!parse_any(source, full_name, inner, value, has->inner)) return false;
+    clause.name = full_name;
+    clause.has = std::move(has);
+    return true;
+  }
+
   // name is "code[:modifier][.chain...]"; returns false when the parameter is dropped
   // (lenient) or failed (out.error).
   bool parse_clause(std::string_view on_type, const std::string& full_name, std::string_view name,
@@ -294,7 +327,7 @@ struct Parser {
       }
       auto chain = std::make_shared<Chain>();
       chain->target_type = target;
-      if (!parse_clause(target, full_name, chain_rest, value, chain->inner)) return false;
+      if (!parse_any(target, full_name, chain_rest, value, chain->inner)) return false;
       clause.chain = std::move(chain);
       return true;
     }
@@ -331,12 +364,8 @@ ParsedQuery parse_search(std::string_view type, const std::vector<std::pair<std:
       out.result.emplace_back(name, value);
       continue;
     }
-    if (name.rfind("_has:", 0) == 0 || name == "_has") {
-      parser.fail("not-supported", "_has (reverse chaining) is not supported yet", name);
-      break;
-    }
     Clause clause;
-    if (parser.parse_clause(type, name, name, value, clause)) out.clauses.push_back(std::move(clause));
+    if (parser.parse_any(type, name, name, value, clause)) out.clauses.push_back(std::move(clause));
   }
   if (out.error) out.clauses.clear();
   return out;

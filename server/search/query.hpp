@@ -42,6 +42,7 @@ struct Value {
 };
 
 struct Chain;
+struct Has;
 
 struct Clause {
   const SearchParam* param = nullptr;
@@ -49,6 +50,15 @@ struct Clause {
   std::string modifier;          // "" when none; for a reference, may be a resource type
   std::vector<Value> values;     // OR
   std::shared_ptr<Chain> chain;  // set for "subject:Patient.name=x": values are then empty
+  std::shared_ptr<Has> has;      // set for "_has:Observation:patient:code=x": param and values empty
+};
+
+// Reverse chaining: some resource of source_type whose ref_param refers to the searched
+// resource matches inner.
+struct Has {
+  std::string source_type;
+  const SearchParam* ref_param = nullptr;
+  Clause inner;
 };
 
 // A chained parameter: the clause's reference param points at target_type, whose

@@ -1,5 +1,7 @@
 #include "server/search/registry.hpp"
 
+#include "server/storage/hash.hpp"
+
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -172,15 +174,18 @@ const Registry& Registry::instance() {
   static std::once_flag once;
   static std::unique_ptr<Registry> registry;
   std::call_once(once, [] {
-    const std::string path = resources::conformance_dir() + "/r4/search-parameters.json";
-    std::ifstream in(path);
-    if (!in) throw std::runtime_error("cannot read " + path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto parsed = resources::parse_json(ss.str());
-    if (!parsed.ok) throw std::runtime_error(path + ": " + parsed.error);
     auto r = std::make_unique<Registry>();
-    r->add_bundle(parsed.value);
+    // The R4 core parameters, then the project's own (JP and Kasama facts).
+    for (const char* file : {"/r4/search-parameters.json", "/kasama/search-parameters.json"}) {
+      const std::string path = resources::conformance_dir() + file;
+      std::ifstream in(path);
+      if (!in) throw std::runtime_error("cannot read " + path);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      auto parsed = resources::parse_json(ss.str());
+      if (!parsed.ok) throw std::runtime_error(path + ": " + parsed.error);
+      r->add_bundle(parsed.value);
+    }
     registry = std::move(r);
   });
   return *registry;
@@ -220,6 +225,50 @@ std::vector<const SearchParam*> Registry::for_type(std::string_view type) const 
 const SearchParam* Registry::by_url(std::string_view url) const {
   auto it = by_url_.find(std::string(url));
   return it == by_url_.end() ? nullptr : it->second;
+}
+
+std::string Registry::fingerprint() const {
+  // Bump kIndexFormat when extraction (server/search/extract) changes what rows it writes.
+  constexpr const char* kIndexFormat = "index-format-1";
+  std::string all = kIndexFormat;
+  for (const auto& p : params_) {
+    all += '\x1e' + p->url + '\x1f' + p->base + '\x1f' + p->code + '\x1f' + param_type_name(p->type) + '\x1f' +
+           p->expression;
+    for (const auto& c : p->components) all += '\x1f' + c.definition + '\x1f' + c.expression;
+  }
+  return storage::sha256_hex(all);
+}
+
+std::string unsupported_reason(const SearchParam& p) {
+  if (p.code == "_id" || p.code == "_lastUpdated") return {};
+  if (p.type == ParamType::kSpecial) return "special";
+  if (p.expression.empty()) return "no FHIRPath expression";
+  if (p.type == ParamType::kComposite && p.components.size() != 2) return "composite of more than two parts";
+  return {};
+}
+
+const char* modifiers_documentation(ParamType type) {
+  switch (type) {
+    case ParamType::kString:
+      return "starts-with, case- and accent-insensitive on NFKC text; :exact, :contains, :missing";
+    case ParamType::kToken:
+      return "code, system|code, |code, system|; :not, :text, :of-type (identifier), :missing";
+    case ParamType::kReference:
+      return "id, Type/id, absolute URL; :[type], :identifier, :missing; chaining and _has";
+    case ParamType::kDate:
+      return "prefixes eq ne gt lt ge le sa eb ap with precision-implied ranges; :missing";
+    case ParamType::kNumber:
+      return "prefixes eq ne gt lt ge le sa eb ap; eq and ne use the value's implied precision; :missing";
+    case ParamType::kQuantity:
+      return "[prefix]number[|system|code] or number||code; no unit conversion; :missing";
+    case ParamType::kUri:
+      return "exact; :above, :below, :missing";
+    case ParamType::kComposite:
+      return "two parts joined by $, matched within the same element";
+    case ParamType::kSpecial:
+      return "not supported";
+  }
+  return "";
 }
 
 }  // namespace kasama::search

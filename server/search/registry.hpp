@@ -58,6 +58,9 @@ class Registry {
   std::vector<const SearchParam*> for_type(std::string_view type) const;
   const SearchParam* by_url(std::string_view url) const;
   std::size_t size() const { return params_.size(); }
+  // SHA-256 over every parameter's definition and the index format: a change means the
+  // stored index is stale.
+  std::string fingerprint() const;
 
  private:
   void add(SearchParam p);
@@ -66,6 +69,12 @@ class Registry {
   std::unordered_map<std::string, std::vector<const SearchParam*>> by_type_;
   std::unordered_map<std::string, const SearchParam*> by_url_;  // for a multi-base url: its first base
 };
+
+// Why the server cannot search on a parameter (empty when it can): no expression (the
+// special ones), or a composite of more than two parts.
+std::string unsupported_reason(const SearchParam& p);
+// The modifiers and prefixes a parameter type supports, for the CapabilityStatement.
+const char* modifiers_documentation(ParamType type);
 
 // The parts of a FHIRPath union expression ("A.x | B.y.where(...)") rooted at type:
 // "Observation.subject | Condition.subject" for Observation gives "Observation.subject".

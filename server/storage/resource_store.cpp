@@ -4,6 +4,8 @@
 #include "resources/json.hpp"
 #include "server/storage/hash.hpp"
 
+#include <cstdio>
+
 namespace kasama::storage {
 namespace {
 
@@ -104,24 +106,150 @@ std::uint64_t ResourceStore::write_version(Connection& c, const std::optional<Cu
   return pk;
 }
 
-void ResourceStore::replace_tokens(Connection& c, std::uint64_t pk, const std::string& type,
-                                   const std::vector<TokenRow>& rows) const {
-  c.query("DELETE FROM idx_token WHERE resource_pk=?", {pk});
-  if (rows.empty()) return;
-  std::string sql =
-      "INSERT INTO idx_token (resource_pk, tenant_id, param_hash, hash_sys_value, hash_value, hash_sys, sys, val) "
-      "VALUES ";
-  bool first = true;
-  for (const auto& r : rows) {
-    if (!first) sql += ',';
-    first = false;
-    sql += '(' + std::to_string(pk) + ',' + std::to_string(tenant_) + ',' + std::to_string(hash64({type, r.param})) +
-           ',' + std::to_string(hash64({type, r.param, r.system, r.value})) + ',' +
-           std::to_string(hash64({type, r.param, r.value})) + ',' + std::to_string(hash64({type, r.param, r.system})) +
-           ',' + (r.system.empty() ? std::string("NULL") : c.quote(column_text(r.system))) + ',' +
-           (r.value.empty() ? std::string("NULL") : c.quote(column_text(r.value))) + ')';
+namespace {
+
+constexpr const char* kIndexTables[] = {"idx_token",    "idx_string", "idx_date",      "idx_number",
+                                        "idx_quantity", "idx_uri",    "idx_reference", "idx_composite"};
+
+// Builds one multi-row INSERT per table.
+class RowsSql {
+ public:
+  RowsSql(Connection& c, const char* head) : c_(c), sql_(head) {}
+  RowsSql& row() {
+    sql_ += rows_++ ? ",(" : " VALUES (";
+    first_ = true;
+    return *this;
   }
-  c.execute_text(sql);
+  RowsSql& i(std::int64_t v) { return raw(std::to_string(v)); }
+  RowsSql& u(std::uint64_t v) { return raw(std::to_string(v)); }
+  RowsSql& d(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return raw(buf);
+  }
+  RowsSql& s(std::string_view v) { return raw(c_.quote(v)); }
+  RowsSql& null() { return raw("NULL"); }
+  RowsSql& end() {
+    sql_ += ')';
+    return *this;
+  }
+  void run() {
+    if (rows_) c_.execute_text(sql_);
+  }
+
+ private:
+  RowsSql& raw(std::string_view v) {
+    if (!first_) sql_ += ',';
+    first_ = false;
+    sql_ += v;
+    return *this;
+  }
+  Connection& c_;
+  std::string sql_;
+  std::size_t rows_ = 0;
+  bool first_ = true;
+};
+
+}  // namespace
+
+void ResourceStore::replace_index(Connection& c, std::uint64_t pk, const std::string& type, const IndexRows& rows,
+                                  bool existed) const {
+  if (existed)
+    for (const char* t : kIndexTables) c.query(std::string("DELETE FROM ") + t + " WHERE resource_pk=?", {pk});
+  const std::int64_t tenant = tenant_;
+  auto ph = [&](const std::string& param) { return hash64({index_scope(type, param), param}); };
+  {
+    RowsSql q(
+        c,
+        "INSERT INTO idx_token (resource_pk, tenant_id, param_hash, hash_sys_value, hash_value, hash_sys, sys, val)");
+    for (const auto& r : rows.tokens) {
+      q.row().u(pk).i(tenant).i(ph(r.param)).i(hash64({index_scope(type, r.param), r.param, r.system, r.value}));
+      q.i(hash64({index_scope(type, r.param), r.param, r.value}))
+          .i(hash64({index_scope(type, r.param), r.param, r.system}));
+      r.system.empty() ? q.null() : q.s(column_text(r.system));
+      r.value.empty() ? q.null() : q.s(column_text(r.value));
+      q.end();
+    }
+    q.run();
+  }
+  {
+    RowsSql q(c, "INSERT INTO idx_string (resource_pk, tenant_id, param_hash, hash_exact, folded)");
+    for (const auto& r : rows.strings)
+      q.row()
+          .u(pk)
+          .i(tenant)
+          .i(ph(r.param))
+          .i(hash64({index_scope(type, r.param), r.param, r.exact}))
+          .s(r.folded)
+          .end();
+    q.run();
+  }
+  {
+    RowsSql q(c, "INSERT INTO idx_date (resource_pk, tenant_id, param_hash, lo, hi)");
+    for (const auto& r : rows.dates) q.row().u(pk).i(tenant).i(ph(r.param)).i(r.lo).i(r.hi).end();
+    q.run();
+  }
+  {
+    RowsSql q(c, "INSERT INTO idx_number (resource_pk, tenant_id, param_hash, val)");
+    for (const auto& r : rows.numbers) q.row().u(pk).i(tenant).i(ph(r.param)).d(r.value).end();
+    q.run();
+  }
+  {
+    RowsSql q(c, "INSERT INTO idx_quantity (resource_pk, tenant_id, param_hash, hash_sys_code, hash_code, val)");
+    for (const auto& r : rows.quantities)
+      q.row()
+          .u(pk)
+          .i(tenant)
+          .i(ph(r.param))
+          .i(hash64({index_scope(type, r.param), r.param, r.system, r.code}))
+          .i(hash64({index_scope(type, r.param), r.param, r.code}))
+          .d(r.value)
+          .end();
+    q.run();
+  }
+  {
+    RowsSql q(c, "INSERT INTO idx_uri (resource_pk, tenant_id, param_hash, hash_value, val)");
+    for (const auto& r : rows.uris)
+      q.row()
+          .u(pk)
+          .i(tenant)
+          .i(ph(r.param))
+          .i(hash64({index_scope(type, r.param), r.param, r.value}))
+          .s(resources::utf8_prefix(r.value, 512))
+          .end();
+    q.run();
+  }
+  {
+    RowsSql q(c, "INSERT INTO idx_reference (resource_pk, tenant_id, param_hash, target_type, target_id, url)");
+    for (const auto& r : rows.references) {
+      q.row().u(pk).i(tenant).i(ph(r.param)).s(r.target_type).s(r.target_id);
+      r.url.empty() ? q.null() : q.s(resources::utf8_prefix(r.url, 512));
+      q.end();
+    }
+    q.run();
+  }
+  {
+    RowsSql q(
+        c,
+        "INSERT INTO idx_composite (resource_pk, tenant_id, param_hash, hash1_sv, hash1_v, hash2_sv, hash2_v, num, "
+        "lo, hi, text2)");
+    for (const auto& r : rows.composites) {
+      q.row().u(pk).i(tenant).i(ph(r.param)).i(hash64({index_scope(type, r.param), r.param, r.system1, r.code1}));
+      q.i(hash64({index_scope(type, r.param), r.param, r.code1}));
+      if (r.code2.empty()) {
+        q.null().null();
+      } else {
+        q.i(hash64({index_scope(type, r.param), r.param, r.system2, r.code2}))
+            .i(hash64({index_scope(type, r.param), r.param, r.code2}));
+      }
+      r.number2 ? q.d(*r.number2) : q.null();
+      r.lo2 ? q.i(*r.lo2) : q.null();
+      r.hi2 ? q.i(*r.hi2) : q.null();
+      r.text2.empty() ? q.null() : q.s(r.text2);
+      q.end();
+    }
+    q.run();
+  }
 }
 
 void ResourceStore::replace_links(Connection& c, std::uint64_t pk, const std::vector<LinkRow>& rows) const {
@@ -139,45 +267,9 @@ void ResourceStore::replace_links(Connection& c, std::uint64_t pk, const std::ve
 }
 
 void ResourceStore::clear_dependents(Connection& c, std::uint64_t pk) const {
-  c.query("DELETE FROM idx_token WHERE resource_pk=?", {pk});
+  for (const char* t : kIndexTables) c.query(std::string("DELETE FROM ") + t + " WHERE resource_pk=?", {pk});
   c.query("DELETE FROM resource_link WHERE src_pk=?", {pk});
   c.query("DELETE FROM conditional_create_key WHERE resource_pk=?", {pk});
-}
-
-std::vector<std::pair<std::uint64_t, std::string>> ResourceStore::find_by_token(
-    Connection& c, const std::string& type, const std::string& param, const std::optional<std::string>& system,
-    const std::optional<std::string>& value, unsigned limit) const {
-  ResultSet rs;
-  const std::int64_t lim = limit;
-  if (system && value) {
-    const std::int64_t h = hash64({type, param, *system, *value});
-    if (system->empty()) {
-      rs = c.query(
-          "SELECT DISTINCT r.pk, r.res_id FROM idx_token t JOIN resource r ON r.pk = t.resource_pk "
-          "WHERE t.tenant_id=? AND t.hash_sys_value=? AND t.sys IS NULL AND t.val=? AND r.deleted=0 "
-          "ORDER BY r.pk LIMIT ?",
-          {std::int64_t{tenant_}, h, column_text(*value), lim});
-    } else {
-      rs = c.query(
-          "SELECT DISTINCT r.pk, r.res_id FROM idx_token t JOIN resource r ON r.pk = t.resource_pk "
-          "WHERE t.tenant_id=? AND t.hash_sys_value=? AND t.sys=? AND t.val=? AND r.deleted=0 ORDER BY r.pk LIMIT ?",
-          {std::int64_t{tenant_}, h, column_text(*system), column_text(*value), lim});
-    }
-  } else if (value) {
-    rs = c.query(
-        "SELECT DISTINCT r.pk, r.res_id FROM idx_token t JOIN resource r ON r.pk = t.resource_pk "
-        "WHERE t.tenant_id=? AND t.hash_value=? AND t.val=? AND r.deleted=0 ORDER BY r.pk LIMIT ?",
-        {std::int64_t{tenant_}, hash64({type, param, *value}), column_text(*value), lim});
-  } else if (system) {
-    rs = c.query(
-        "SELECT DISTINCT r.pk, r.res_id FROM idx_token t JOIN resource r ON r.pk = t.resource_pk "
-        "WHERE t.tenant_id=? AND t.hash_sys=? AND t.sys=? AND r.deleted=0 ORDER BY r.pk LIMIT ?",
-        {std::int64_t{tenant_}, hash64({type, param, *system}), column_text(*system), lim});
-  }
-  std::vector<std::pair<std::uint64_t, std::string>> out;
-  for (std::size_t r = 0; r < rs.size(); ++r)
-    out.emplace_back(static_cast<std::uint64_t>(rs.integer(r, 0)), rs.take(r, 1));
-  return out;
 }
 
 std::vector<std::string> ResourceStore::referrers(Connection& c, const std::string& type, const std::string& id,

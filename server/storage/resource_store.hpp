@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "server/storage/db.hpp"
+#include "server/storage/index_rows.hpp"
 
 namespace kasama::storage {
 
@@ -27,12 +28,6 @@ struct StoredVersion {
   bool deleted = false;
   std::string method;   // POST, PUT, PATCH, DELETE
   std::string content;  // compact JSON; empty for a delete marker
-};
-
-struct TokenRow {
-  std::string param;
-  std::string system;  // empty = no system
-  std::string value;
 };
 
 struct LinkRow {
@@ -70,17 +65,12 @@ class ResourceStore {
                               const std::string& id, std::uint32_t version, std::int64_t last_updated,
                               const std::string& method, const std::string& content) const;
 
-  void replace_tokens(Connection& c, std::uint64_t pk, const std::string& type,
-                      const std::vector<TokenRow>& rows) const;
+  // Replaces the search-index rows of a resource (existed: it may have rows to remove).
+  void replace_index(Connection& c, std::uint64_t pk, const std::string& type, const IndexRows& rows,
+                     bool existed) const;
   void replace_links(Connection& c, std::uint64_t pk, const std::vector<LinkRow>& rows) const;
-  void clear_dependents(Connection& c, std::uint64_t pk) const;  // tokens, links, conditional keys
+  void clear_dependents(Connection& c, std::uint64_t pk) const;  // index rows, links, conditional keys
 
-  // Current, non-deleted resources of a type with a token (system empty and !any_system = no system).
-  std::vector<std::pair<std::uint64_t, std::string>> find_by_token(Connection& c, const std::string& type,
-                                                                   const std::string& param,
-                                                                   const std::optional<std::string>& system,
-                                                                   const std::optional<std::string>& value,
-                                                                   unsigned limit) const;
   // Live resources (not deleted) that link to type/id, other than exclude_pk.
   std::vector<std::string> referrers(Connection& c, const std::string& type, const std::string& id,
                                      std::uint64_t exclude_pk, unsigned limit) const;

@@ -65,20 +65,43 @@ class RawClient {
   constructor() {
     this.socket = null;
     this.buf = Buffer.alloc(0);
+    this.needed = 0; // bytes a response whose head was read needs in all
     this.closed = true;
     this.wake = null;
     this.ca = caCert();
   }
 
+  get buf() {
+    if (this.chunks.length) {
+      this.#flat = Buffer.concat([this.#flat, ...this.chunks]);
+      this.chunks = [];
+    }
+    return this.#flat;
+  }
+
+  set buf(b) {
+    this.#flat = b;
+    this.chunks = [];
+    this.received = b.length;
+  }
+
+  #flat = Buffer.alloc(0);
+  chunks = [];
+  received = 0;
+
   async connect() {
     this.buf = Buffer.alloc(0);
+    this.needed = 0;
     this.closed = false;
     const socket = tls.connect({ host, port, servername: host, ca: this.ca });
     this.socket = socket;
     socket.on('data', (d) => {
       if (this.socket !== socket) return;
-      this.buf = Buffer.concat([this.buf, d]);
-      this.wake?.();
+      // Chunks are kept in a list and joined only when a response can be complete:
+      // concatenating per chunk made a 20 MB body quadratic (minutes instead of a second).
+      this.chunks.push(d);
+      this.received += d.length;
+      if (this.received >= this.needed) this.wake?.();
     });
     const onEnd = () => {
       if (this.socket !== socket) return;
@@ -166,6 +189,7 @@ class RawClient {
   }
 
   tryParse(isHead) {
+    if (this.needed && this.received < this.needed && !this.closed) return null;
     const end = this.buf.indexOf('\r\n\r\n');
     if (end < 0) return null;
     const lines = this.buf.subarray(0, end).toString('latin1').split('\r\n');
@@ -193,7 +217,11 @@ class RawClient {
     else if (this.closed) len = this.buf.length - end - 4; // read to the close
     else return null;
     if (!Number.isFinite(len) || len < 0) throw new Error(`bad Content-Length ${headers['content-length']}`);
-    if (this.buf.length < end + 4 + len) return null;
+    if (this.buf.length < end + 4 + len) {
+      this.needed = end + 4 + len;
+      return null;
+    }
+    this.needed = 0;
     const body = this.buf.subarray(end + 4, end + 4 + len);
     this.buf = this.buf.subarray(end + 4 + len);
     return { status, headers, rawHeaders: raw, body: Buffer.from(body) };

@@ -12,6 +12,10 @@
 #include <sstream>
 #include <thread>
 
+#include "resources/json.hpp"
+#include "server/search/extract.hpp"
+#include "server/search/query.hpp"
+#include "server/search/sql.hpp"
 #include "server/storage/db.hpp"
 #include "server/storage/migrations.hpp"
 #include "server/storage/resource_store.hpp"
@@ -122,24 +126,104 @@ BOOST_AUTO_TEST_CASE(versions_history_and_at) {
   BOOST_TEST(store.history(c, q).size() == 2u);
 }
 
-BOOST_AUTO_TEST_CASE(token_lookup_variants) {
+// The search path below HTTP: rows extracted from resources by the registry's FHIRPath
+// expressions, written by replace_index, matched by SQL from the compiler.
+std::vector<std::string> search_ids(Connection& c, const std::string& type,
+                                    std::vector<std::pair<std::string, std::string>> params) {
+  auto q = kasama::search::parse_search(type, params, false);
+  BOOST_REQUIRE_MESSAGE(q.ok(), "parse failed: " << (q.error ? q.error->message : ""));
+  kasama::search::SqlCompiler comp(c, 1, "https://example.org/fhir");
+  std::string where = "r.tenant_id=1 AND r.deleted=0 AND r.res_type=" + c.quote(type);
+  for (const auto& cl : q.clauses) where += " AND " + comp.clause(type, cl, "r");
+  auto rs = c.execute_text("SELECT r.res_id FROM resource r WHERE " + where + " ORDER BY r.res_id");
+  std::vector<std::string> ids;
+  for (std::size_t i = 0; i < rs.size(); ++i) ids.push_back(rs.take(i, 0));
+  return ids;
+}
+
+void put(Connection& c, ResourceStore& store, const std::string& json) {
+  auto parsed = kasama::resources::parse_json(json);
+  BOOST_REQUIRE(parsed.ok);
+  const auto& res = parsed.value;
+  const std::string type = res["resourceType"].get<std::string>();
+  const std::string id = res["id"].get<std::string>();
+  auto pk = store.write_version(c, std::nullopt, type, id, 1, 1000, "POST", json);
+  auto rows = kasama::search::Extractor::instance().extract(type, res, "https://example.org/fhir");
+  store.replace_index(c, pk, type, rows, false);
+}
+
+using Ids = std::vector<std::string>;
+
+BOOST_AUTO_TEST_CASE(index_extraction_and_compiled_search) {
   Connection c(db().target());
   ResourceStore store(1);
   c.begin();
-  auto a = store.write_version(c, std::nullopt, "Patient", "tok-a", 1, 1000, "POST", "{}");
-  store.replace_tokens(c, a, "Patient", {{"identifier", "urn:sys", "123"}, {"identifier", "", "456"}});
-  auto b = store.write_version(c, std::nullopt, "Patient", "tok-b", 1, 1000, "POST", "{}");
-  store.replace_tokens(c, b, "Patient", {{"identifier", "urn:other", "123"}});
+  put(c, store,
+      R"({"resourceType":"Patient","id":"ix-a","identifier":[{"system":"urn:sys","value":"123"},{"value":"456"}],
+      "name":[{"family":"ヤマダ","given":["タロウ"]},{"family":"José"}],"gender":"male","birthDate":"1950-03-04",
+      "active":true})");
+  put(c, store, R"({"resourceType":"Patient","id":"ix-b","identifier":[{"system":"urn:other","value":"123"}],
+      "name":[{"family":"ﾔﾏﾀ","given":["ＡＢＣ"]}],"gender":"female","birthDate":"1950"})");
+  put(c, store, R"({"resourceType":"Observation","id":"ix-o1","status":"final",
+      "code":{"coding":[{"system":"http://loinc.org","code":"8480-6","display":"Systolic"}],"text":"BP systolic"},
+      "subject":{"reference":"Patient/ix-a"},"effectiveDateTime":"2024-05-01T10:00:00+09:00",
+      "valueQuantity":{"value":120.5,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}})");
+  put(c, store, R"({"resourceType":"Observation","id":"ix-o2","status":"final",
+      "code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},
+      "subject":{"reference":"https://example.org/fhir/Patient/ix-b"},
+      "effectivePeriod":{"start":"2024-05-01","end":"2024-05-03"},"valueQuantity":{"value":80,"unit":"mmHg"}})");
   c.commit();
-  auto count = [&](std::optional<std::string> s, std::optional<std::string> v) {
-    return store.find_by_token(c, "Patient", "identifier", s, v, 10).size();
-  };
-  BOOST_TEST(count(std::string("urn:sys"), std::string("123")) == 1u);
-  BOOST_TEST(count(std::nullopt, std::string("123")) == 2u);
-  BOOST_TEST(count(std::string(""), std::string("456")) == 1u);  // |456: no system
-  BOOST_TEST(count(std::string(""), std::string("123")) == 0u);
-  BOOST_TEST(count(std::string("urn:other"), std::nullopt) == 1u);
-  BOOST_TEST(store.find_by_token(c, "Group", "identifier", std::string("urn:sys"), std::string("123"), 10).empty());
+
+  // token: system|value, value only, |value (no system), system|
+  BOOST_TEST(search_ids(c, "Patient", {{"identifier", "urn:sys|123"}}) == Ids({"ix-a"}));
+  BOOST_TEST(search_ids(c, "Patient", {{"identifier", "123"}}) == Ids({"ix-a", "ix-b"}));
+  BOOST_TEST(search_ids(c, "Patient", {{"identifier", "|456"}}) == Ids({"ix-a"}));
+  BOOST_TEST(search_ids(c, "Patient", {{"identifier", "|123"}}).empty());
+  BOOST_TEST(search_ids(c, "Patient", {{"identifier", "urn:other|"}}) == Ids({"ix-b"}));
+  BOOST_TEST(search_ids(c, "Patient", {{"gender", "female"}}) == Ids({"ix-b"}));
+  BOOST_TEST(search_ids(c, "Patient", {{"gender:not", "female"}}) == Ids({"ix-a"}));
+  BOOST_TEST(search_ids(c, "Patient", {{"active", "true"}}) == Ids({"ix-a"}));
+  BOOST_TEST(search_ids(c, "Patient", {{"active:missing", "true"}}) == Ids({"ix-b"}));
+  BOOST_TEST(search_ids(c, "Observation", {{"code:text", "bp"}}) == Ids({"ix-o1"}));
+  BOOST_TEST(search_ids(c, "Observation", {{"code:text", "systolic"}}) == Ids({"ix-o1"}));
+  // string: starts-with, NFKC (half-width kana, full-width letters), accents, :exact, :contains
+  BOOST_TEST(search_ids(c, "Patient", {{"name", "ﾔﾏﾀﾞ"}}) == Ids({"ix-a"}));  // voiced mark kept
+  BOOST_TEST(search_ids(c, "Patient", {{"name", "ヤマ"}}) == Ids({"ix-a", "ix-b"}));
+  BOOST_TEST(search_ids(c, "Patient", {{"given", "abc"}}) == Ids({"ix-b"}));
+  BOOST_TEST(search_ids(c, "Patient", {{"family", "jose"}}) == Ids({"ix-a"}));
+  BOOST_TEST(search_ids(c, "Patient", {{"family:exact", "jose"}}).empty());
+  BOOST_TEST(search_ids(c, "Patient", {{"family:exact", "José"}}) == Ids({"ix-a"}));
+  BOOST_TEST(search_ids(c, "Patient", {{"family:contains", "マダ"}}) == Ids({"ix-a"}));
+  BOOST_TEST(search_ids(c, "Patient", {{"name", "ヤマダ"}, {"given", "abc"}}).empty());        // AND
+  BOOST_TEST(search_ids(c, "Patient", {{"name", "ヤマダ,ＡＢＣ"}}) == Ids({"ix-a", "ix-b"}));  // OR
+  // date: precision ranges and prefixes
+  BOOST_TEST(search_ids(c, "Patient", {{"birthdate", "1950"}}) == Ids({"ix-a", "ix-b"}));
+  BOOST_TEST(search_ids(c, "Patient", {{"birthdate", "1950-03"}}) == Ids({"ix-a"}));
+  BOOST_TEST(search_ids(c, "Patient", {{"birthdate", "gt1950-03-04"}}) == Ids({"ix-b"}));  // 1950 ends later
+  BOOST_TEST(search_ids(c, "Patient", {{"birthdate", "lt1950-01-01"}}).empty());
+  BOOST_TEST(search_ids(c, "Observation", {{"date", "2024-05-01"}}) == Ids({"ix-o1"}));  // 10:00+09:00 = 01:00Z
+  BOOST_TEST(search_ids(c, "Observation", {{"date", "2024-05"}}) == Ids({"ix-o1", "ix-o2"}));
+  BOOST_TEST(search_ids(c, "Observation", {{"date", "sa2024-04-30"}}) == Ids({"ix-o1", "ix-o2"}));
+  BOOST_TEST(search_ids(c, "Observation", {{"date", "eb2024-05-02"}}) == Ids({"ix-o1"}));
+  BOOST_TEST(search_ids(c, "Observation", {{"date", "ge2024-05-02"}}) == Ids({"ix-o2"}));
+  // quantity with and without system, prefixes
+  BOOST_TEST(search_ids(c, "Observation", {{"value-quantity", "120.5|http://unitsofmeasure.org|mm[Hg]"}}) ==
+             Ids({"ix-o1"}));
+  BOOST_TEST(search_ids(c, "Observation", {{"value-quantity", "gt100"}}) == Ids({"ix-o1"}));
+  BOOST_TEST(search_ids(c, "Observation", {{"value-quantity", "80||mmHg"}}) == Ids({"ix-o2"}));
+  BOOST_TEST(search_ids(c, "Observation", {{"value-quantity", "8e1"}}) == Ids({"ix-o2"}));
+  // reference: id, Type/id, absolute URL on this base, chain, _has
+  BOOST_TEST(search_ids(c, "Observation", {{"subject", "ix-b"}}) == Ids({"ix-o2"}));
+  BOOST_TEST(search_ids(c, "Observation", {{"subject", "Patient/ix-a"}}) == Ids({"ix-o1"}));
+  BOOST_TEST(search_ids(c, "Observation", {{"patient", "https://example.org/fhir/Patient/ix-a"}}) == Ids({"ix-o1"}));
+  BOOST_TEST(search_ids(c, "Observation", {{"subject:Patient.name", "ﾔﾏﾀ"}}) ==
+             Ids({"ix-o2"}));  // ヤマダ is not ヤマタ
+  BOOST_TEST(search_ids(c, "Observation", {{"patient.gender", "female"}}) == Ids({"ix-o2"}));
+  BOOST_TEST(search_ids(c, "Patient", {{"_has:Observation:patient:code", "8480-6"}}) == Ids({"ix-a"}));
+  // composite: both parts in the same value
+  BOOST_TEST(search_ids(c, "Observation", {{"code-value-quantity", "http://loinc.org|8480-6$gt100"}}) ==
+             Ids({"ix-o1"}));
+  BOOST_TEST(search_ids(c, "Observation", {{"code-value-quantity", "http://loinc.org|8462-4$gt100"}}).empty());
 }
 
 BOOST_AUTO_TEST_CASE(conditional_key_makes_the_second_claim_wait_then_fail) {

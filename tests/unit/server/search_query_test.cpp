@@ -34,6 +34,7 @@ constexpr int T(ParamType t) {
 }
 
 const Clause& innermost(const Clause& c) {
+  if (c.has) return innermost(c.has->inner);
   return c.chain ? innermost(c.chain->inner) : c;
 }
 
@@ -538,12 +539,41 @@ BOOST_AUTO_TEST_CASE(query_table) {
        "subject:Patient.name:fuzzy"},
       {"chain on a token", "Patient", {{"gender.name", "x"}}, false, 400, "gender.name"},
       {"chain unknown inner strict", "Observation", {{"patient.nope", "x"}}, false, 400, "patient.nope"},
-      {"_has not supported yet",
+      {"_has", "Patient", {{"_has:Observation:patient:code", "1234"}}, false, 0, nullptr, 1},
+      {"_has nested",
        "Patient",
-       {{"_has:Observation:patient:code", "1234"}},
+       {{"_has:Observation:patient:_has:AuditEvent:entity:agent", "x"}},
+       false,
+       0,
+       nullptr,
+       1},
+      {"_has chained inner",
+       "Patient",
+       {{"_has:Observation:patient:performer:Practitioner.name", "x"}},
+       false,
+       0,
+       nullptr,
+       1},
+      {"_has unknown type", "Patient", {{"_has:Nope:patient:code", "1"}}, false, 400, "_has:Nope:patient:code"},
+      {"_has non-reference",
+       "Patient",
+       {{"_has:Observation:code:code", "1"}},
        false,
        400,
-       "_has:Observation:patient:code"},
+       "_has:Observation:code:code"},
+      {"_has wrong target",
+       "Patient",
+       {{"_has:Observation:encounter:code", "1"}},
+       false,
+       400,
+       "_has:Observation:encounter:code"},
+      {"_has too short", "Patient", {{"_has:Observation:patient", "1"}}, false, 400, "_has:Observation:patient"},
+      {"_has unknown inner",
+       "Patient",
+       {{"_has:Observation:patient:nope", "1"}},
+       false,
+       400,
+       "_has:Observation:patient:nope"},
       // result parameters, strict vs lenient
       {"result params kept",
        "Patient",
@@ -580,7 +610,8 @@ BOOST_AUTO_TEST_CASE(query_table) {
       if (c.clauses >= 0) BOOST_TEST(q.clauses.size() == static_cast<std::size_t>(c.clauses));
       if (q.clauses.empty()) continue;
       const Clause& first = q.clauses.front();
-      if (c.param_type >= 0) BOOST_TEST(static_cast<int>(first.param->type) == c.param_type);
+      const auto* tp = first.param ? first.param : innermost(first).param;
+      if (c.param_type >= 0) BOOST_TEST(static_cast<int>(tp->type) == c.param_type);
       if (c.modifier) BOOST_TEST(first.modifier == c.modifier);
       const Clause& leaf = innermost(first);
       if (c.values >= 0) BOOST_TEST(leaf.values.size() == static_cast<std::size_t>(c.values));

@@ -1,0 +1,108 @@
+#include "server/ops/reindex.hpp"
+
+#include <chrono>
+
+#include "resources/json.hpp"
+#include "server/interactions/support.hpp"
+#include "server/log.hpp"
+#include "server/search/extract.hpp"
+#include "server/search/registry.hpp"
+
+namespace kasama::server {
+
+namespace {
+constexpr unsigned kBatch = 500;
+}
+
+ReindexResult reindex(Services& svc, const std::string& type, const std::function<void(std::uint64_t)>& progress) {
+  const auto start = std::chrono::steady_clock::now();
+  ReindexResult result;
+  const auto& extractor = search::Extractor::instance();
+  auto conn = svc.pool.acquire(std::chrono::seconds(30));
+  storage::Connection& c = *conn;
+  const std::int64_t tenant = svc.store.tenant();
+  std::uint64_t after = 0;
+  while (true) {
+    c.begin();
+    try {
+      auto rs = type.empty()
+                    ? c.query(
+                          "SELECT r.pk, r.res_type, h.content FROM resource r JOIN resource_history h ON "
+                          "h.resource_pk=r.pk AND h.version=r.version WHERE r.tenant_id=? AND r.pk>? AND r.deleted=0 "
+                          "ORDER BY r.pk LIMIT ? FOR UPDATE",
+                          {tenant, after, std::int64_t{kBatch}})
+                    : c.query(
+                          "SELECT r.pk, r.res_type, h.content FROM resource r JOIN resource_history h ON "
+                          "h.resource_pk=r.pk AND h.version=r.version WHERE r.tenant_id=? AND r.res_type=? AND "
+                          "r.pk>? AND r.deleted=0 ORDER BY r.pk LIMIT ? FOR UPDATE",
+                          {tenant, std::string_view(type), after, std::int64_t{kBatch}});
+      if (rs.empty()) {
+        c.commit();
+        break;
+      }
+      for (std::size_t i = 0; i < rs.size(); ++i) {
+        const auto pk = static_cast<std::uint64_t>(rs.integer(i, 0));
+        const std::string rtype = rs.take(i, 1);
+        auto parsed = resources::parse_json(rs.text(i, 2));
+        after = pk;
+        if (!parsed.ok) continue;  // stored content is always valid; never stop a reindex on one row
+        auto rows = extractor.extract(rtype, parsed.value, svc.config.base_url);
+        svc.store.replace_index(c, pk, rtype, rows, true);
+        ++result.resources;
+      }
+      c.commit();
+    } catch (...) {
+      c.rollback();
+      throw;
+    }
+    if (progress) progress(result.resources);
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+RestResponse reindex_operation(Context& ctx, const RestRequest& req, const Route& r) {
+  if (ctx.in_transaction_bundle)
+    throw FhirError(400, "not-supported", "$reindex cannot run inside a transaction Bundle");
+  (void)req;
+  auto result = reindex(ctx.svc, r.type);
+  log_info("$reindex " + (r.type.empty() ? std::string("(all types)") : r.type) + ": " +
+           std::to_string(result.resources) + " resources in " + std::to_string(result.seconds) + " s");
+  Json out = {
+      {"resourceType", "Parameters"},
+      {"parameter", Json::array({{{"name", "resources"}, {"valueInteger", static_cast<std::int64_t>(result.resources)}},
+                                 {{"name", "seconds"}, {"valueDecimal", result.seconds}}})}};
+  if (!r.type.empty()) out["parameter"].push_back({{"name", "type"}, {"valueCode", r.type}});
+  RestResponse resp;
+  resp.body = resources::dump_json(out);
+  return resp;
+}
+
+void reindex_if_registry_changed(Services& svc) {
+  const std::string fingerprint = search::Registry::instance().fingerprint();
+  std::string stored;
+  bool any = false;
+  {
+    auto conn = svc.pool.acquire(std::chrono::seconds(30));
+    auto rs = conn->query("SELECT registry_fingerprint FROM search_state WHERE tenant_id=?",
+                          {std::int64_t{svc.store.tenant()}});
+    if (!rs.empty()) stored = rs.text(0, 0);
+    any = !conn->query("SELECT 1 FROM resource WHERE tenant_id=? LIMIT 1", {std::int64_t{svc.store.tenant()}}).empty();
+  }
+  if (stored == fingerprint) return;
+  if (any) {
+    log_info(stored.empty() ? "search index: first start with the search registry; indexing every resource"
+                            : "search registry changed; reindexing every resource");
+    auto r = reindex(svc, "", [](std::uint64_t n) {
+      if (n % 50000 == 0) log_info("reindex: " + std::to_string(n) + " resources");
+    });
+    log_info("reindex done: " + std::to_string(r.resources) + " resources in " + std::to_string(r.seconds) + " s");
+  }
+  auto conn = svc.pool.acquire(std::chrono::seconds(30));
+  conn->query(
+      "INSERT INTO search_state (tenant_id, registry_fingerprint, indexed_at) VALUES (?,?,UTC_TIMESTAMP(6)) "
+      "ON DUPLICATE KEY UPDATE registry_fingerprint=VALUES(registry_fingerprint), indexed_at=VALUES(indexed_at)",
+      {std::int64_t{svc.store.tenant()}, std::string_view(fingerprint)});
+}
+
+}  // namespace kasama::server

@@ -1,0 +1,33 @@
+#pragma once
+// Rebuilds the search index from the stored resources: after the search registry changed
+// (detected at startup by its fingerprint), from the CLI (`kasama-server reindex [Type]`)
+// and by the $reindex operation. Works in batches of a few hundred resources, each in its
+// own transaction, so writes go on meanwhile; a resource written during the run is indexed
+// by its own write.
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "server/interactions/context.hpp"
+#include "server/interactions/interactions.hpp"
+#include "server/interactions/rest.hpp"
+
+namespace kasama::server {
+
+struct ReindexResult {
+  std::uint64_t resources = 0;
+  double seconds = 0;
+};
+
+// type empty: every type. progress is called after each batch with the running count.
+ReindexResult reindex(Services& svc, const std::string& type, const std::function<void(std::uint64_t)>& progress = {});
+
+// POST [base]/$reindex and POST [base]/Type/$reindex: runs the reindex now and answers a
+// Parameters resource with the count and the time taken. Not inside a transaction Bundle.
+RestResponse reindex_operation(Context& ctx, const RestRequest& req, const Route& r);
+
+// At startup: reindexes everything when the registry's fingerprint differs from the one
+// recorded with the index (and the database holds resources), then records it.
+void reindex_if_registry_changed(Services& svc);
+
+}  // namespace kasama::server

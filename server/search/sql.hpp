@@ -1,0 +1,59 @@
+#pragma once
+// Compiles parsed search clauses to SQL over the index tables (migration 0002). One
+// function per parameter type and modifier; parameters are data. Values reach the SQL only
+// as hashes, numbers or through Connection::quote.
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "server/search/query.hpp"
+#include "server/storage/db.hpp"
+
+namespace kasama::search {
+
+// A search that cannot run (unsupported modifier, parameter without an expression).
+class SearchFailure : public std::runtime_error {
+ public:
+  explicit SearchFailure(QueryError e) : std::runtime_error(e.message), error(std::move(e)) {}
+  QueryError error;
+};
+
+class SqlCompiler {
+ public:
+  SqlCompiler(storage::Connection& c, unsigned tenant, std::string base_url)
+      : c_(c), tenant_(tenant), base_url_(std::move(base_url)) {}
+
+  // A boolean SQL expression over the resource row alias `r` (columns pk, res_id,
+  // last_updated) of resource type `type` that holds when the resource matches the clause.
+  std::string clause(const std::string& type, const Clause& cl, const std::string& r);
+
+  // The index-table expression of a sort key: the lowest (ascending) or highest value of
+  // the parameter for the resource row alias r; empty when the type cannot be sorted on.
+  std::string sort_value(const std::string& type, const SearchParam& p, bool descending, const std::string& r);
+
+  std::string quote(std::string_view s) const { return c_.quote(s); }
+  std::string tenant() const { return std::to_string(tenant_); }
+  static std::string hash(std::initializer_list<std::string_view> parts);
+
+ private:
+  std::string value_expr(const std::string& type, const Clause& cl, const Value& v, const std::string& r);
+  std::string in_index(const char* table, const std::string& cond, const std::string& r, bool negate = false);
+  std::string fresh(const char* stem);
+  std::string number_range(const std::string& col, const Value& v);
+  std::string date_range(const std::string& lo, const std::string& hi, const Value& v);
+  std::string last_updated(const Value& v, const std::string& col);
+
+  storage::Connection& c_;
+  unsigned tenant_;
+  std::string base_url_;
+  unsigned alias_ = 0;
+};
+
+// The half-width of the range a decimal's written precision implies ("100" -> 0.5, "1.50" -> 0.005).
+double implied_half_width(std::string_view decimal);
+// A LIKE pattern (backslash escapes) matching text that starts with prefix.
+std::string like_prefix(std::string_view prefix);
+
+}  // namespace kasama::search
