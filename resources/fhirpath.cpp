@@ -939,6 +939,9 @@ std::optional<bool> item_equal(const Node& a, const Node& b) {
   if (a.value->is_boolean() && b.value->is_boolean()) return a.value->get<bool>() == b.value->get<bool>();
   if (a.value->is_object() && b.value->is_object()) {
     if (is_quantity(a) && is_quantity(b)) {
+      // Different units are not comparable without conversion: equality is empty (not an
+      // error), so union and distinct keep both.
+      if (quantity_unit(*a.value) != quantity_unit(*b.value)) return std::nullopt;
       auto c = compare_quantities(a, b);
       if (!c) return std::nullopt;
       return *c == 0;

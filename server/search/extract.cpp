@@ -268,6 +268,11 @@ const std::vector<std::shared_ptr<CompiledParam>>& Extractor::compiled(std::stri
   return by_type_.emplace(std::string(type), std::move(list)).first->second;
 }
 
+std::vector<std::string> Extractor::evaluation_error_samples() const {
+  std::shared_lock lock(mu_);
+  return eval_samples_;
+}
+
 std::vector<std::string> Extractor::failures() const {
   std::shared_lock lock(mu_);
   return failures_;
@@ -403,9 +408,13 @@ IndexRows Extractor::extract(std::string_view type, const Json& resource, std::s
             break;
         }
       }
-    } catch (const fp::FhirPathError&) {
+    } catch (const fp::FhirPathError& err) {
       // A value the expression cannot handle (say, a type error on odd data) leaves this
       // parameter unindexed for this resource; the write itself is not refused.
+      if (eval_errors_.fetch_add(1) < 20) {
+        std::unique_lock lock(mu_);
+        eval_samples_.push_back(std::string(type) + "." + p.code + ": " + err.what());
+      }
       continue;
     }
   }

@@ -9,6 +9,7 @@
 // Coding.display, Identifier.type.text), "identifier:of-type" (token rows: system =
 // type coding's system, value = "code|value"), "subject:identifier" (token rows from
 // Reference.identifier). _id and _lastUpdated are served from the resource table.
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -35,6 +36,10 @@ class Extractor {
 
   // Parameters whose expression could not be compiled (reported once at startup).
   std::vector<std::string> failures() const;
+  // Evaluations that failed on a resource (the parameter was left unindexed for it): the
+  // count and the first few messages, "Type.code: message".
+  std::size_t evaluation_errors() const { return eval_errors_.load(); }
+  std::vector<std::string> evaluation_error_samples() const;
 
  private:
   const std::vector<std::shared_ptr<CompiledParam>>& compiled(std::string_view type) const;
@@ -42,6 +47,8 @@ class Extractor {
   mutable std::shared_mutex mu_;
   mutable std::unordered_map<std::string, std::vector<std::shared_ptr<CompiledParam>>> by_type_;
   mutable std::vector<std::string> failures_;
+  mutable std::atomic<std::size_t> eval_errors_{0};
+  mutable std::vector<std::string> eval_samples_;  // guarded by mu_
 };
 
 }  // namespace kasama::search
