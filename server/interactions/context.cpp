@@ -15,9 +15,20 @@ void Context::begin() {
   after_commit.clear();
   pending_links.clear();
   pending_deletes.clear();
+  pending_index.clear();
+}
+
+void Context::flush_index() {
+  if (pending_index.empty()) return;
+  std::vector<storage::ResourceStore::IndexWrite> writes;
+  writes.reserve(pending_index.size());
+  for (const auto& [pk, p] : pending_index) writes.push_back({pk, &p.type, &p.rows, p.existed});
+  svc.store.replace_index_many(db(), writes);
+  pending_index.clear();
 }
 
 void Context::commit() {
+  flush_index();
   db().commit();
   auto actions = std::move(after_commit);
   after_commit.clear();
@@ -26,6 +37,7 @@ void Context::commit() {
 
 void Context::rollback() noexcept {
   after_commit.clear();
+  pending_index.clear();
   pending_links.clear();
   pending_deletes.clear();
   if (conn_) (*conn_)->rollback();

@@ -3,6 +3,7 @@
 // (its database connection and transaction, and what to do once that transaction commits).
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,6 +55,17 @@ class Context {
   int current_entry = -1;  // the transaction Bundle entry being processed
   std::vector<PendingLink> pending_links;
   std::vector<PendingDelete> pending_deletes;
+
+  // Search-index rows of the resources written so far, by pk (a later write of the same
+  // resource replaces its entry). Written in one batch per table before the commit, and
+  // before any search in the transaction, so searches see the transaction's own writes.
+  struct PendingIndex {
+    std::string type;
+    storage::IndexRows rows;
+    bool existed = false;  // the resource may have rows in the database to remove
+  };
+  std::map<std::uint64_t, PendingIndex> pending_index;
+  void flush_index();
 
  private:
   std::optional<storage::PooledConnection> conn_;

@@ -546,6 +546,7 @@ std::vector<Fetched> includes(Context& ctx, storage::Connection& db, SqlCompiler
 }  // namespace
 
 RestResponse run_search(Context& ctx, const RestRequest& req, const SearchScope& scope) {
+  ctx.flush_index();  // inside a transaction Bundle: see its own writes
   const bool lenient = lenient_handling(req);
   // Parameters: the query, then (POST _search) the form body.
   Criteria params;
@@ -648,6 +649,7 @@ RestResponse run_search(Context& ctx, const RestRequest& req, const SearchScope&
 // Patient/[id]/$everything: the patient, every resource in its compartment, and what those
 // refer to (one level, as included entries), in pk order with cursor paging.
 RestResponse patient_everything(Context& ctx, const RestRequest& req, const Route& r) {
+  ctx.flush_index();
   auto& db = ctx.db();
   SqlCompiler comp(db, ctx.svc.store.tenant(), ctx.svc.config.base_url);
   unsigned count = ctx.svc.config.default_count;
@@ -750,6 +752,7 @@ std::vector<std::pair<std::uint64_t, std::string>> find_matches(Context& ctx, co
     throw FhirError(400, "invalid",
                     "Conditional criteria take search parameters only, not '" + q.result.front().first + "'",
                     q.result.front().first);
+  ctx.flush_index();
   auto& db = ctx.db();
   SqlCompiler comp(db, ctx.svc.store.tenant(), ctx.svc.config.base_url);
   SearchScope scope;

@@ -221,8 +221,10 @@ WriteResult store_resource(Context& ctx, Json resource, const std::string& type,
     throw;
   }
   // The search index is written in the resource's own transaction, from the content as stored.
-  auto index = search::Extractor::instance().extract(type, resource, ctx.svc.config.base_url);
-  if (existing || !index.empty()) store.replace_index(db, w.pk, type, index, existing.has_value());
+  auto& pending = ctx.pending_index[w.pk];
+  pending.existed = pending.existed || existing.has_value();
+  pending.type = type;
+  pending.rows = search::Extractor::instance().extract(type, resource, ctx.svc.config.base_url);
   if (existing || !links.empty()) store.replace_links(db, w.pk, links);
   queue_cache_put(ctx, w, false);
   return w;
@@ -240,6 +242,7 @@ WriteResult store_delete(Context& ctx, const std::string& type, const std::strin
   w.version = existing.version + 1;
   w.last_updated = write_time(ctx, existing);
   w.pk = store.write_version(db, existing, type, id, w.version, w.last_updated, "DELETE", "");
+  ctx.pending_index.erase(w.pk);
   store.clear_dependents(db, w.pk);
   queue_cache_put(ctx, w, true);
   return w;

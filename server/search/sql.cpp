@@ -224,8 +224,10 @@ std::string SqlCompiler::value_expr(const std::string& type, const Clause& cl, c
       return in_index("idx_token", cond, r, mod == "not");
     }
     case ParamType::kString: {
-      if (mod == "exact") return in_index("idx_string", "hash_exact=" + hash({scope, code, v.text}), r);
       const std::string f = truncate_chars(fold_text(v.text), kStringChars);
+      if (mod == "exact")
+        return in_index("idx_string",
+                        ph(code) + " AND folded=" + quote(f) + " AND hash_exact=" + hash({scope, code, v.text}), r);
       const std::string pattern = mod == "contains" ? "%" + like_prefix(f) : like_prefix(f);
       return in_index("idx_string", ph(code) + " AND folded LIKE " + quote(pattern), r);
     }
@@ -355,8 +357,11 @@ std::string SqlCompiler::clause(const std::string& type, const Clause& cl, const
     for (const auto& v : cl.values) (v.missing ? want_missing : want_present) = true;
     if (p.code == "_id" || p.code == "_lastUpdated") return want_present ? "TRUE" : "FALSE";
     if (want_missing && want_present) return "TRUE";
-    const char* table = table_for(p.type);
-    return in_index(table, "param_hash=" + hash({storage::index_scope(type, p.code), p.code}), r, want_missing);
+    // Correlated on (resource_pk, param_hash), the key every index table has.
+    const std::string m = fresh("m");
+    return std::string(want_missing ? "NOT " : "") + "EXISTS (SELECT 1 FROM " + table_for(p.type) + " " + m +
+           " WHERE " + m + ".resource_pk=" + r + ".pk AND " + m +
+           ".param_hash=" + hash({storage::index_scope(type, p.code), p.code}) + ")";
   }
   std::vector<std::string> parts;
   if (cl.modifier == "not" && p.type == ParamType::kToken) {

@@ -114,8 +114,14 @@ constexpr const char* kIndexTables[] = {"idx_token",    "idx_string", "idx_date"
 // Builds one multi-row INSERT per table.
 class RowsSql {
  public:
-  RowsSql(Connection& c, const char* head) : c_(c), sql_(head) {}
+  RowsSql(Connection& c, const char* head) : c_(c), head_(head), sql_(head) {}
+  // Starts a row; a statement that grew past ~1 MB is sent first (max_allowed_packet).
   RowsSql& row() {
+    if (sql_.size() > (1U << 20)) {
+      run();
+      sql_ = head_;
+      rows_ = 0;
+    }
     sql_ += rows_++ ? ",(" : " VALUES (";
     first_ = true;
     return *this;
@@ -145,6 +151,7 @@ class RowsSql {
     return *this;
   }
   Connection& c_;
+  std::string head_;
   std::string sql_;
   std::size_t rows_ = 0;
   bool first_ = true;
@@ -154,100 +161,130 @@ class RowsSql {
 
 void ResourceStore::replace_index(Connection& c, std::uint64_t pk, const std::string& type, const IndexRows& rows,
                                   bool existed) const {
-  if (existed)
-    for (const char* t : kIndexTables) c.query(std::string("DELETE FROM ") + t + " WHERE resource_pk=?", {pk});
+  replace_index_many(c, {IndexWrite{pk, &type, &rows, existed}});
+}
+
+void ResourceStore::replace_index_many(Connection& c, const std::vector<IndexWrite>& writes) const {
+  std::string existing;
+  for (const auto& w : writes)
+    if (w.existed) existing += (existing.empty() ? "" : ",") + std::to_string(w.pk);
+  if (!existing.empty())
+    for (const char* t : kIndexTables)
+      c.execute_text(std::string("DELETE FROM ") + t + " WHERE resource_pk IN (" + existing + ")");
   const std::int64_t tenant = tenant_;
-  auto ph = [&](const std::string& param) { return hash64({index_scope(type, param), param}); };
   {
     RowsSql q(
         c,
         "INSERT INTO idx_token (resource_pk, tenant_id, param_hash, hash_sys_value, hash_value, hash_sys, sys, val)");
-    for (const auto& r : rows.tokens) {
-      q.row().u(pk).i(tenant).i(ph(r.param)).i(hash64({index_scope(type, r.param), r.param, r.system, r.value}));
-      q.i(hash64({index_scope(type, r.param), r.param, r.value}))
-          .i(hash64({index_scope(type, r.param), r.param, r.system}));
-      r.system.empty() ? q.null() : q.s(column_text(r.system));
-      r.value.empty() ? q.null() : q.s(column_text(r.value));
-      q.end();
-    }
+    for (const auto& w : writes)
+      for (const auto& r : w.rows->tokens) {
+        q.row()
+            .u(w.pk)
+            .i(tenant)
+            .i(hash64({index_scope(*w.type, r.param), r.param}))
+            .i(hash64({index_scope(*w.type, r.param), r.param, r.system, r.value}));
+        q.i(hash64({index_scope(*w.type, r.param), r.param, r.value}))
+            .i(hash64({index_scope(*w.type, r.param), r.param, r.system}));
+        r.system.empty() ? q.null() : q.s(column_text(r.system));
+        r.value.empty() ? q.null() : q.s(column_text(r.value));
+        q.end();
+      }
     q.run();
   }
   {
     RowsSql q(c, "INSERT INTO idx_string (resource_pk, tenant_id, param_hash, hash_exact, folded)");
-    for (const auto& r : rows.strings)
-      q.row()
-          .u(pk)
-          .i(tenant)
-          .i(ph(r.param))
-          .i(hash64({index_scope(type, r.param), r.param, r.exact}))
-          .s(r.folded)
-          .end();
+    for (const auto& w : writes)
+      for (const auto& r : w.rows->strings)
+        q.row()
+            .u(w.pk)
+            .i(tenant)
+            .i(hash64({index_scope(*w.type, r.param), r.param}))
+            .i(hash64({index_scope(*w.type, r.param), r.param, r.exact}))
+            .s(r.folded)
+            .end();
     q.run();
   }
   {
     RowsSql q(c, "INSERT INTO idx_date (resource_pk, tenant_id, param_hash, lo, hi)");
-    for (const auto& r : rows.dates) q.row().u(pk).i(tenant).i(ph(r.param)).i(r.lo).i(r.hi).end();
+    for (const auto& w : writes)
+      for (const auto& r : w.rows->dates)
+        q.row().u(w.pk).i(tenant).i(hash64({index_scope(*w.type, r.param), r.param})).i(r.lo).i(r.hi).end();
     q.run();
   }
   {
     RowsSql q(c, "INSERT INTO idx_number (resource_pk, tenant_id, param_hash, val)");
-    for (const auto& r : rows.numbers) q.row().u(pk).i(tenant).i(ph(r.param)).d(r.value).end();
+    for (const auto& w : writes)
+      for (const auto& r : w.rows->numbers)
+        q.row().u(w.pk).i(tenant).i(hash64({index_scope(*w.type, r.param), r.param})).d(r.value).end();
     q.run();
   }
   {
     RowsSql q(c, "INSERT INTO idx_quantity (resource_pk, tenant_id, param_hash, hash_sys_code, hash_code, val)");
-    for (const auto& r : rows.quantities)
-      q.row()
-          .u(pk)
-          .i(tenant)
-          .i(ph(r.param))
-          .i(hash64({index_scope(type, r.param), r.param, r.system, r.code}))
-          .i(hash64({index_scope(type, r.param), r.param, r.code}))
-          .d(r.value)
-          .end();
+    for (const auto& w : writes)
+      for (const auto& r : w.rows->quantities)
+        q.row()
+            .u(w.pk)
+            .i(tenant)
+            .i(hash64({index_scope(*w.type, r.param), r.param}))
+            .i(hash64({index_scope(*w.type, r.param), r.param, r.system, r.code}))
+            .i(hash64({index_scope(*w.type, r.param), r.param, r.code}))
+            .d(r.value)
+            .end();
     q.run();
   }
   {
     RowsSql q(c, "INSERT INTO idx_uri (resource_pk, tenant_id, param_hash, hash_value, val)");
-    for (const auto& r : rows.uris)
-      q.row()
-          .u(pk)
-          .i(tenant)
-          .i(ph(r.param))
-          .i(hash64({index_scope(type, r.param), r.param, r.value}))
-          .s(resources::utf8_prefix(r.value, 512))
-          .end();
+    for (const auto& w : writes)
+      for (const auto& r : w.rows->uris)
+        q.row()
+            .u(w.pk)
+            .i(tenant)
+            .i(hash64({index_scope(*w.type, r.param), r.param}))
+            .i(hash64({index_scope(*w.type, r.param), r.param, r.value}))
+            .s(resources::utf8_prefix(r.value, 512))
+            .end();
     q.run();
   }
   {
-    RowsSql q(c, "INSERT INTO idx_reference (resource_pk, tenant_id, param_hash, target_type, target_id, url)");
-    for (const auto& r : rows.references) {
-      q.row().u(pk).i(tenant).i(ph(r.param)).s(r.target_type).s(r.target_id);
-      r.url.empty() ? q.null() : q.s(resources::utf8_prefix(r.url, 512));
-      q.end();
-    }
-    q.run();
-  }
-  {
-    RowsSql q(
-        c,
-        "INSERT INTO idx_composite (resource_pk, tenant_id, param_hash, hash1_sv, hash1_v, hash2_sv, hash2_v, num, "
-        "lo, hi, text2)");
-    for (const auto& r : rows.composites) {
-      q.row().u(pk).i(tenant).i(ph(r.param)).i(hash64({index_scope(type, r.param), r.param, r.system1, r.code1}));
-      q.i(hash64({index_scope(type, r.param), r.param, r.code1}));
-      if (r.code2.empty()) {
-        q.null().null();
-      } else {
-        q.i(hash64({index_scope(type, r.param), r.param, r.system2, r.code2}))
-            .i(hash64({index_scope(type, r.param), r.param, r.code2}));
+    RowsSql q(c,
+              "INSERT INTO idx_reference (resource_pk, tenant_id, param_hash, hash_ref, target_type, target_id, url)");
+    for (const auto& w : writes)
+      for (const auto& r : w.rows->references) {
+        const std::string_view scope = index_scope(*w.type, r.param);
+        q.row().u(w.pk).i(tenant).i(hash64({scope, r.param}));
+        q.i(hash64({scope, r.param, r.target_type, r.target_id, r.url})).s(r.target_type).s(r.target_id);
+        r.url.empty() ? q.null() : q.s(resources::utf8_prefix(r.url, 512));
+        q.end();
       }
-      r.number2 ? q.d(*r.number2) : q.null();
-      r.lo2 ? q.i(*r.lo2) : q.null();
-      r.hi2 ? q.i(*r.hi2) : q.null();
-      r.text2.empty() ? q.null() : q.s(r.text2);
-      q.end();
-    }
+    q.run();
+  }
+  {
+    RowsSql q(c,
+              "INSERT INTO idx_composite (resource_pk, tenant_id, param_hash, hash_row, hash1_sv, hash1_v, hash2_sv, "
+              "hash2_v, "
+              "num, lo, hi, text2)");
+    for (const auto& w : writes)
+      for (const auto& r : w.rows->composites) {
+        const std::string_view scope = index_scope(*w.type, r.param);
+        char n2[32] = "-";
+      if (r.number2) std::snprintf(n2, sizeof n2, "%.17g", *r.number2);
+        const std::string lo2 = r.lo2 ? std::to_string(*r.lo2) : "-", hi2 = r.hi2 ? std::to_string(*r.hi2) : "-";
+        q.row().u(w.pk).i(tenant).i(hash64({scope, r.param}));
+        q.i(hash64({scope, r.param, r.system1, r.code1, r.system2, r.code2, r.text2, n2, lo2, hi2}));
+        q.i(hash64({scope, r.param, r.system1, r.code1}));
+        q.i(hash64({index_scope(*w.type, r.param), r.param, r.code1}));
+        if (r.code2.empty()) {
+          q.null().null();
+        } else {
+          q.i(hash64({index_scope(*w.type, r.param), r.param, r.system2, r.code2}))
+              .i(hash64({index_scope(*w.type, r.param), r.param, r.code2}));
+        }
+        r.number2 ? q.d(*r.number2) : q.null();
+        r.lo2 ? q.i(*r.lo2) : q.null();
+        r.hi2 ? q.i(*r.hi2) : q.null();
+        r.text2.empty() ? q.null() : q.s(r.text2);
+        q.end();
+      }
     q.run();
   }
 }

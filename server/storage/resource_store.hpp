@@ -68,6 +68,14 @@ class ResourceStore {
   // Replaces the search-index rows of a resource (existed: it may have rows to remove).
   void replace_index(Connection& c, std::uint64_t pk, const std::string& type, const IndexRows& rows,
                      bool existed) const;
+  // The same for many resources at once: one DELETE and one multi-row INSERT per table.
+  struct IndexWrite {
+    std::uint64_t pk;
+    const std::string* type;
+    const IndexRows* rows;
+    bool existed;
+  };
+  void replace_index_many(Connection& c, const std::vector<IndexWrite>& writes) const;
   void replace_links(Connection& c, std::uint64_t pk, const std::vector<LinkRow>& rows) const;
   void clear_dependents(Connection& c, std::uint64_t pk) const;  // index rows, links, conditional keys
 
