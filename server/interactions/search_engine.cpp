@@ -28,6 +28,9 @@ using search::SqlCompiler;
 
 constexpr unsigned kMaxIncludes = 1000;    // included resources per page, over all rounds
 constexpr unsigned kMaxIncludeRounds = 4;  // :iterate depth
+// Without _total, Bundle.total is given when the matches are at most this many: counting
+// stops there, so a broad search does not pay for a full count it was not asked for.
+constexpr unsigned kDefaultTotalCap = 1000;
 constexpr const char* kSubsetted = "SUBSETTED";
 
 [[noreturn]] void query_error(const search::QueryError& e) {
@@ -611,8 +614,22 @@ RestResponse run_search(Context& ctx, const RestRequest& req, const SearchScope&
   const bool want_total =
       rp.total == "accurate" || rp.total == "estimate" || (rp.total.empty() && !cursor) || count_only;
   if (want_total && rp.total != "none") {
-    auto rs = run_sql(ctx, db, "SELECT COUNT(*) FROM resource r WHERE " + plan.where);
-    b.total(static_cast<std::uint64_t>(rs.integer(0, 0)));
+    const bool capped = rp.total.empty() && !count_only;
+    std::optional<std::string> direct;
+    if (!scope.system && scope.compartment_type.empty() && q.clauses.size() == 1) {
+      try {
+        direct = comp.direct_count(types.at(0), q.clauses[0]);
+      } catch (const search::SearchFailure& f) {
+        query_error(f.error);
+      }
+    }
+    std::string sql = direct && !capped ? *direct : "SELECT COUNT(*) FROM resource r WHERE " + plan.where;
+    if (capped)
+      sql = "SELECT COUNT(*) FROM (SELECT 1 FROM resource r WHERE " + plan.where + " LIMIT " +
+            std::to_string(kDefaultTotalCap + 1) + ") capped";
+    auto rs = run_sql(ctx, db, sql);
+    const auto n = static_cast<std::uint64_t>(rs.integer(0, 0));
+    if (!capped || n <= kDefaultTotalCap) b.total(n);
   }
   b.link("self", cursor ? with_cursor(*cursor_text) : self);
   if (count_only) {
@@ -698,9 +715,13 @@ RestResponse patient_everything(Context& ctx, const RestRequest& req, const Rout
     return join(out, ",");
   }();
   Plan plan;
-  plan.where = "r.tenant_id=" + comp.tenant() + " AND r.deleted=0 AND (r.pk=" + std::to_string(patient->pk) +
-               " OR r.pk IN (SELECT resource_pk FROM idx_reference WHERE tenant_id=" + comp.tenant() +
-               " AND target_type='Patient' AND target_id=" + comp.quote(r.id) + " AND param_hash IN (" + hashes + ")))";
+  // The compartment by its index rows; the Patient itself is added to the first page (an
+  // OR of the two would make MariaDB read the whole resource table).
+  plan.where = "r.tenant_id=" + comp.tenant() +
+               " AND r.deleted=0 AND r.pk IN (SELECT resource_pk FROM idx_reference WHERE tenant_id=" + comp.tenant() +
+               " AND target_type='Patient' AND target_id=" + comp.quote(r.id) + " AND param_hash IN (" + hashes + "))";
+  const bool with_patient = !cursor_text && (types.empty() || std::count(types.begin(), types.end(), "Patient")) &&
+                            (!since || patient->last_updated >= *since);
   if (!types.empty()) {
     std::vector<std::string> quoted;
     for (const auto& t : types) quoted.push_back(comp.quote(t));
@@ -715,18 +736,24 @@ RestResponse patient_everything(Context& ctx, const RestRequest& req, const Rout
   BundleWriter b("searchset");
   if (!cursor) {
     auto rs = run_sql(ctx, db, "SELECT COUNT(*) FROM resource r WHERE " + plan.where);
-    b.total(static_cast<std::uint64_t>(rs.integer(0, 0)));
+    b.total(static_cast<std::uint64_t>(rs.integer(0, 0)) + (with_patient ? 1 : 0));
   }
   b.link("self", cursor ? with_cursor(*cursor_text) : path + query);
-  auto rows = page_rows(ctx, db, comp, plan, cursor, count + 1);
-  const bool more = rows.size() > count;
-  if (more) rows.resize(count);
+  // The first page holds the Patient and count - 1 compartment resources.
+  const bool patient_here = with_patient && count > 0;
+  const unsigned room = patient_here ? count - 1 : count;
+  auto rows = page_rows(ctx, db, comp, plan, cursor, room + 1);
+  const bool more = rows.size() > room;
+  if (more) rows.resize(room);
   if (cursor && cursor->backward) std::reverse(rows.begin(), rows.end());
   const bool has_next = (cursor && cursor->backward) ? !rows.empty() : more;
   const bool has_prev = cursor && (cursor->backward ? more : !rows.empty());
   if (!rows.empty() && has_prev) b.link("previous", with_cursor(encode_cursor(true, cursor_values(rows.front()))));
-  if (!rows.empty() && has_next) b.link("next", with_cursor(encode_cursor(false, cursor_values(rows.back()))));
+  if (has_next)
+    b.link("next", with_cursor(encode_cursor(false, rows.empty() ? std::vector<std::optional<std::string>>{"0"}
+                                                                 : cursor_values(rows.back()))));
   std::vector<std::uint64_t> pks;
+  if (patient_here) pks.push_back(patient->pk);
   for (const auto& row : rows) pks.push_back(row.pk);
   auto matches = fetch_by_pk(db, pks);
   IncludeSpec all_refs;

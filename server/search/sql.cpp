@@ -92,6 +92,7 @@ std::string SqlCompiler::fresh(const char* stem) {
 }
 
 std::string SqlCompiler::in_index(const char* table, const std::string& cond, const std::string& r, bool negate) {
+  last_index_ = negate ? std::nullopt : std::optional<std::pair<std::string, std::string>>({table, cond});
   return r + ".pk " + (negate ? "NOT IN" : "IN") + " (SELECT resource_pk FROM " + table +
          " WHERE tenant_id=" + tenant() + " AND (" + cond + "))";
 }
@@ -129,9 +130,11 @@ std::string SqlCompiler::date_range(const std::string& lo, const std::string& hi
   const std::int64_t slo = v.range->lo, shi = v.range->hi;
   const std::string SLO = i64(slo), SHI = i64(shi);
   const std::string within = lo + ">=" + SLO + " AND " + hi + "<=" + SHI;
+  // Each form leads with a single-column range that the (param, lo) or (param, hi) key can
+  // scan; the rest of the prefix's definition then filters (ranges are never empty: lo < hi).
   switch (v.prefix) {
     case Prefix::kEq:
-      return within;
+      return lo + "<" + SHI + " AND " + within;
     case Prefix::kNe:
       return "(" + lo + "<" + SLO + " OR " + hi + ">" + SHI + ")";
     case Prefix::kGt:
@@ -139,9 +142,9 @@ std::string SqlCompiler::date_range(const std::string& lo, const std::string& hi
     case Prefix::kLt:
       return lo + "<" + SLO;
     case Prefix::kGe:
-      return "(" + hi + ">" + SHI + " OR (" + within + "))";
+      return hi + ">" + SLO + " AND (" + hi + ">" + SHI + " OR (" + within + "))";
     case Prefix::kLe:
-      return "(" + lo + "<" + SLO + " OR (" + within + "))";
+      return lo + "<" + SHI + " AND (" + lo + "<" + SLO + " OR (" + within + "))";
     case Prefix::kSa:
       return lo + ">=" + SHI;
     case Prefix::kEb:
@@ -372,6 +375,21 @@ std::string SqlCompiler::clause(const std::string& type, const Clause& cl, const
   for (const auto& v : cl.values) parts.push_back(value_expr(type, cl, v, r));
   if (parts.empty()) return "FALSE";
   return parts.size() == 1 ? parts[0] : "(" + join(parts, " OR ") + ")";
+}
+
+std::optional<std::string> SqlCompiler::direct_count(const std::string& type, const Clause& cl) {
+  if (cl.chain || cl.has || !cl.param || cl.values.size() != 1) return std::nullopt;
+  if (cl.modifier == "missing" || cl.modifier == "not") return std::nullopt;
+  // Common parameters (_tag, _profile, ...) are hashed under "Resource": their rows span types.
+  if (storage::index_scope(type, cl.param->code) != type) return std::nullopt;
+  last_index_.reset();
+  const std::string expr = value_expr(type, cl, cl.values[0], "r");
+  if (!last_index_) return std::nullopt;
+  const auto& [table, cond] = *last_index_;
+  // value_expr must have been exactly one positive index lookup.
+  if (expr != "r.pk IN (SELECT resource_pk FROM " + table + " WHERE tenant_id=" + tenant() + " AND (" + cond + "))")
+    return std::nullopt;
+  return "SELECT COUNT(DISTINCT resource_pk) FROM " + table + " WHERE tenant_id=" + tenant() + " AND (" + cond + ")";
 }
 
 std::string SqlCompiler::sort_value(const std::string& type, const SearchParam& p, bool descending,

@@ -3,9 +3,11 @@
 // function per parameter type and modifier; parameters are data. Values reach the SQL only
 // as hashes, numbers or through Connection::quote.
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "server/search/query.hpp"
@@ -29,6 +31,12 @@ class SqlCompiler {
   // last_updated) of resource type `type` that holds when the resource matches the clause.
   std::string clause(const std::string& type, const Clause& cl, const std::string& r);
 
+  // Counting the matches of a type search with this one clause straight from its index
+  // table, when the clause is one positive lookup there on a parameter of the type itself.
+  // Index rows exist only for the current, live version of resources of the type their
+  // hash names, so the join to the resource table adds nothing but cost.
+  std::optional<std::string> direct_count(const std::string& type, const Clause& cl);
+
   // The index-table expression of a sort key: the lowest (ascending) or highest value of
   // the parameter for the resource row alias r; empty when the type cannot be sorted on.
   std::string sort_value(const std::string& type, const SearchParam& p, bool descending, const std::string& r);
@@ -49,6 +57,7 @@ class SqlCompiler {
   unsigned tenant_;
   std::string base_url_;
   unsigned alias_ = 0;
+  std::optional<std::pair<std::string, std::string>> last_index_;  // (table, condition) of the last in_index
 };
 
 // The half-width of the range a decimal's written precision implies ("100" -> 0.5, "1.50" -> 0.005).
