@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
     if (reindex_only) {
       const std::string type = argc >= 3 ? argv[2] : "";
       if (!type.empty() && !model.is_resource_type(type)) throw std::runtime_error(type + " is not a resource type");
-      auto r = server::reindex(services, type, [](std::uint64_t n) {
+      auto r = server::reindex(services, type, server::default_base_url(config), [](std::uint64_t n) {
         if (n % 10000 == 0) server::log_info("reindex: " + std::to_string(n) + " resources");
       });
       std::printf("reindexed %llu resources in %.1f s\n", static_cast<unsigned long long>(r.resources), r.seconds);

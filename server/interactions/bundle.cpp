@@ -198,6 +198,7 @@ RestResponse run_transaction(FhirService& service, const RestRequest& req, const
   Services& svc = service.services();
   const ReturnPref pref = return_preference(req);
   return in_transaction(svc, true, [&](Context& ctx) {
+    ctx.base_url = req.base_url;
     std::vector<RestRequest> requests;
     requests.reserve(entries.size());
     for (const auto& e : entries) requests.push_back(entry_request(e, req));

@@ -37,6 +37,9 @@ class Context {
   void rollback() noexcept;
 
   Services& svc;
+  // The FHIR base of the request (KASAMA_BASE_URL, else from the Host header): absolute
+  // references below it are local, in the search index, search values and integrity checks.
+  std::string base_url;
   bool in_transaction_bundle = false;  // reads must see the bundle's own uncommitted writes
   std::int64_t now = 0;                // the writes' lastUpdated, one per transaction
   std::vector<std::function<void()>> after_commit;

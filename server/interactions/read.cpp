@@ -50,6 +50,7 @@ RestResponse read(Context& ctx, const RestRequest& req, const Route& r) {
       return found(req, hit->version, hit->last_updated, hit->content);
     }
   }
+  const std::uint64_t ticket = cache.ticket(r.type, r.id);
   auto v = ctx.svc.store.read_current(ctx.db(), r.type, r.id);
   if (!v) throw FhirError(404, "not-found", r.type + "/" + r.id + " is not known");
   if (!ctx.in_transaction_bundle) {
@@ -58,7 +59,7 @@ RestResponse read(Context& ctx, const RestRequest& req, const Route& r) {
     entry->last_updated = v->last_updated;
     entry->deleted = v->deleted;
     entry->content = v->content;
-    cache.put(r.type, r.id, entry);
+    cache.fill(r.type, r.id, entry, ticket);
   }
   if (v->deleted) gone(r, v->version, v->last_updated);
   return found(req, v->version, v->last_updated, std::move(v->content));

@@ -6,6 +6,7 @@
 namespace kasama::server {
 
 RestResponse FhirService::dispatch(Context& ctx, const RestRequest& req, const Route& r) {
+  ctx.base_url = req.base_url;
   switch (r.kind) {
     case Kind::kCapabilities:
       return capabilities(ctx, req, r);

@@ -174,7 +174,7 @@ void queue_cache_put(Context& ctx, const WriteResult& w, bool deleted) {
   entry->last_updated = w.last_updated;
   entry->deleted = deleted;
   entry->content = w.content;
-  ctx.after_commit.push_back([&cache = ctx.svc.cache, type = w.type, id = w.id, entry] { cache.put(type, id, entry); });
+  ctx.after_commit.push_back([&cache = ctx.svc.cache, type = w.type, id = w.id, entry] { cache.written(type, id, entry); });
 }
 
 }  // namespace
@@ -206,7 +206,7 @@ WriteResult store_resource(Context& ctx, Json resource, const std::string& type,
   w.last_updated = write_time(ctx, existing);
   w.content = finalize(resource, type, id, w.version, w.last_updated);
 
-  auto links = local_links(resource, ctx.svc.config.base_url);
+  auto links = local_links(resource, ctx.base_url);
   if (ctx.svc.config.ref_integrity == RefIntegrity::kStrict) {
     for (const auto& l : links) {
       if (l.target_type == type && l.target_id == id) continue;
@@ -224,7 +224,7 @@ WriteResult store_resource(Context& ctx, Json resource, const std::string& type,
   auto& pending = ctx.pending_index[w.pk];
   pending.existed = pending.existed || existing.has_value();
   pending.type = type;
-  pending.rows = search::Extractor::instance().extract(type, resource, ctx.svc.config.base_url);
+  pending.rows = search::Extractor::instance().extract(type, resource, ctx.base_url);
   if (existing || !links.empty()) store.replace_links(db, w.pk, links);
   queue_cache_put(ctx, w, false);
   return w;

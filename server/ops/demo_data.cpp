@@ -1,4 +1,5 @@
 #include "server/ops/demo_data.hpp"
+#include "server/ops/reindex.hpp"
 
 #include <fstream>
 #include <sstream>
@@ -26,8 +27,7 @@ int load_demo_data(FhirService& service) {
   RestRequest req;
   req.method = "POST";
   req.body = ss.str();
-  req.base_url = svc.config.base_url.empty() ? "https://localhost:" + std::to_string(svc.config.port) + "/fhir"
-                                             : svc.config.base_url;
+  req.base_url = default_base_url(svc.config);
   req.request_id = "demo-data";
   RestResponse resp = process_bundle(service, req);
   auto parsed = resources::parse_json(resp.body);

@@ -14,7 +14,12 @@ namespace {
 constexpr unsigned kBatch = 500;
 }
 
-ReindexResult reindex(Services& svc, const std::string& type, const std::function<void(std::uint64_t)>& progress) {
+std::string default_base_url(const Config& config) {
+  return config.base_url.empty() ? "https://localhost:" + std::to_string(config.port) + "/fhir" : config.base_url;
+}
+
+ReindexResult reindex(Services& svc, const std::string& type, const std::string& base_url,
+                      const std::function<void(std::uint64_t)>& progress) {
   const auto start = std::chrono::steady_clock::now();
   ReindexResult result;
   const auto& extractor = search::Extractor::instance();
@@ -46,7 +51,7 @@ ReindexResult reindex(Services& svc, const std::string& type, const std::functio
         auto parsed = resources::parse_json(rs.text(i, 2));
         after = pk;
         if (!parsed.ok) continue;  // stored content is always valid; never stop a reindex on one row
-        auto rows = extractor.extract(rtype, parsed.value, svc.config.base_url);
+        auto rows = extractor.extract(rtype, parsed.value, base_url);
         svc.store.replace_index(c, pk, rtype, rows, true);
         ++result.resources;
       }
@@ -64,8 +69,7 @@ ReindexResult reindex(Services& svc, const std::string& type, const std::functio
 RestResponse reindex_operation(Context& ctx, const RestRequest& req, const Route& r) {
   if (ctx.in_transaction_bundle)
     throw FhirError(400, "not-supported", "$reindex cannot run inside a transaction Bundle");
-  (void)req;
-  auto result = reindex(ctx.svc, r.type);
+  auto result = reindex(ctx.svc, r.type, req.base_url);
   log_info("$reindex " + (r.type.empty() ? std::string("(all types)") : r.type) + ": " +
            std::to_string(result.resources) + " resources in " + std::to_string(result.seconds) + " s");
   Json out = {
@@ -93,7 +97,7 @@ void reindex_if_registry_changed(Services& svc) {
   if (any) {
     log_info(stored.empty() ? "search index: first start with the search registry; indexing every resource"
                             : "search registry changed; reindexing every resource");
-    auto r = reindex(svc, "", [](std::uint64_t n) {
+    auto r = reindex(svc, "", default_base_url(svc.config), [](std::uint64_t n) {
       if (n % 50000 == 0) log_info("reindex: " + std::to_string(n) + " resources");
     });
     log_info("reindex done: " + std::to_string(r.resources) + " resources in " + std::to_string(r.seconds) + " s");

@@ -19,8 +19,13 @@ struct ReindexResult {
   double seconds = 0;
 };
 
-// type empty: every type. progress is called after each batch with the running count.
-ReindexResult reindex(Services& svc, const std::string& type, const std::function<void(std::uint64_t)>& progress = {});
+// type empty: every type. base_url: absolute references below it are indexed as local.
+// progress is called after each batch with the running count.
+ReindexResult reindex(Services& svc, const std::string& type, const std::string& base_url,
+                      const std::function<void(std::uint64_t)>& progress = {});
+
+// The base for reindexing without a request: KASAMA_BASE_URL, else https://localhost:PORT/fhir.
+std::string default_base_url(const Config& config);
 
 // POST [base]/$reindex and POST [base]/Type/$reindex: runs the reindex now and answers a
 // Parameters resource with the count and the time taken. Not inside a transaction Bundle.

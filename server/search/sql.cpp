@@ -1,14 +1,17 @@
 #include "server/search/sql.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 
 #include "resources/fhir_time.hpp"
 #include "resources/references.hpp"
+#include "resources/type_model.hpp"
 #include "server/search/normalize.hpp"
 #include "server/storage/hash.hpp"
 #include "server/storage/index_rows.hpp"
+#include "server/storage/resource_store.hpp"
 
 namespace kasama::search {
 
@@ -276,7 +279,10 @@ std::string SqlCompiler::value_expr(const std::string& type, const Clause& cl, c
       std::string rtype = v.ref_type, rid = v.ref_id;
       if (!v.url.empty()) {
         auto local = resources::parse_local_reference(v.url, base_url_);
-        if (!local) return in_index("idx_reference", ph(code) + " AND url=" + quote(v.url), r);
+        if (!local)
+          return in_index("idx_reference",
+                          ph(code) + " AND target_id=" + quote(storage::url_key(v.url)) + " AND url=" + quote(v.url),
+                          r);
         rtype = local->type;
         rid = local->id;
       }
@@ -375,6 +381,41 @@ std::string SqlCompiler::clause(const std::string& type, const Clause& cl, const
   for (const auto& v : cl.values) parts.push_back(value_expr(type, cl, v, r));
   if (parts.empty()) return "FALSE";
   return parts.size() == 1 ? parts[0] : "(" + join(parts, " OR ") + ")";
+}
+
+bool SqlCompiler::single_valued(const SearchParam& p) {
+  // A plain path to a direct element of the resource with at most one value.
+  const std::string& e = p.expression;
+  if (e.empty() || std::count(e.begin(), e.end(), '.') != 1) return false;
+  for (char c : e)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.') return false;
+  const auto* el = resources::TypeModel::instance().find_element(e);
+  return el && el->max == 1 && !el->choice;
+}
+
+std::string SqlCompiler::same_row_dates(const std::string& type, const std::vector<const Clause*>& clauses,
+                                        const std::string& r) {
+  const SearchParam& p = *clauses.front()->param;
+  std::string cond = "param_hash=" + hash({storage::index_scope(type, p.code), p.code});
+  for (const Clause* cl : clauses) cond += " AND " + date_range("lo", "hi", cl->values.front());
+  return in_index("idx_date", cond, r);
+}
+
+bool SqlCompiler::equality_lookup(const Clause& cl) {
+  if (cl.has || cl.chain) return true;  // a join that starts from index keys
+  if (!cl.param || cl.modifier == "missing" || cl.modifier == "not" || cl.modifier == "text") return false;
+  switch (cl.param->type) {
+    case ParamType::kToken:
+    case ParamType::kReference:
+    case ParamType::kComposite:
+      return cl.param->code != "_lastUpdated";
+    case ParamType::kUri:
+      return cl.modifier.empty();
+    case ParamType::kString:
+      return cl.modifier == "exact";
+    default:
+      return false;
+  }
 }
 
 std::optional<std::string> SqlCompiler::direct_count(const std::string& type, const Clause& cl) {

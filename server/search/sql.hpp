@@ -31,6 +31,15 @@ class SqlCompiler {
   // last_updated) of resource type `type` that holds when the resource matches the clause.
   std::string clause(const std::string& type, const Clause& cl, const std::string& r);
 
+  // Date clauses on one single-valued parameter (Patient.birthDate), one value each, tested
+  // on the same index row: the same meaning (there is one row), and one index range instead
+  // of a join of two (birthdate=ge1950&birthdate=lt1951).
+  static bool single_valued(const SearchParam& p);
+  std::string same_row_dates(const std::string& type, const std::vector<const Clause*>& clauses, const std::string& r);
+  // A clause that finds its resources by key equality (token, reference, chain, ...): with
+  // one of these in a query of several clauses, the others are best probed per resource.
+  static bool equality_lookup(const Clause& cl);
+
   // Counting the matches of a type search with this one clause straight from its index
   // table, when the clause is one positive lookup there on a parameter of the type itself.
   // Index rows exist only for the current, live version of resources of the type their

@@ -31,9 +31,40 @@ void ResourceCache::put(const std::string& type, const std::string& id, std::sha
   if (!enabled()) return;
   const std::string key = key_of(type, id);
   Shard& s = shard(key);
+  std::lock_guard lock(s.mu);
+  insert_locked(s, key, std::move(value));
+}
+
+std::uint64_t ResourceCache::ticket(const std::string& type, const std::string& id) {
+  if (!enabled()) return 0;
+  Shard& s = shard(key_of(type, id));
+  std::lock_guard lock(s.mu);
+  return s.writes;
+}
+
+void ResourceCache::fill(const std::string& type, const std::string& id, std::shared_ptr<const CachedResource> value,
+                         std::uint64_t ticket) {
+  if (!enabled()) return;
+  const std::string key = key_of(type, id);
+  Shard& s = shard(key);
+  std::lock_guard lock(s.mu);
+  if (s.writes != ticket && s.map.find(key) == s.map.end()) return;  // a write may have overtaken this read
+  insert_locked(s, key, std::move(value));
+}
+
+void ResourceCache::written(const std::string& type, const std::string& id,
+                            std::shared_ptr<const CachedResource> value) {
+  if (!enabled()) return;
+  const std::string key = key_of(type, id);
+  Shard& s = shard(key);
+  std::lock_guard lock(s.mu);
+  ++s.writes;
+  if (s.map.find(key) != s.map.end()) insert_locked(s, key, std::move(value));
+}
+
+void ResourceCache::insert_locked(Shard& s, const std::string& key, std::shared_ptr<const CachedResource> value) {
   const std::size_t limit = max_bytes_ / kShards;
   const std::size_t c = cost(key, *value);
-  std::lock_guard lock(s.mu);
   auto it = s.map.find(key);
   if (it != s.map.end()) {
     if (it->second.value->version > value->version) return;  // a newer version is already here

@@ -1,9 +1,11 @@
 #pragma once
 // Current versions of resources, kept in memory so that a read need not touch MariaDB.
-// Entries are put after the writing transaction committed, and a put never replaces a
-// newer version with an older one, so racing readers and writers cannot leave a stale
-// entry. Valid for one server process per database: with several processes on one
-// database (KASAMA_CACHE_BYTES=0 there) another process's writes would not be seen.
+// Reads fill it; writes only refresh entries that are already there (a bulk load does not
+// churn the cache, and the allocator with it). A read fills only when no write touched the
+// key's shard since the read took its ticket, and nothing ever replaces a newer version
+// with an older one, so racing readers and writers cannot leave a stale entry. Valid for one server process per
+// database: with several processes on one database (KASAMA_CACHE_BYTES=0 there) another process's writes would not be
+// seen.
 #include <array>
 #include <cstdint>
 #include <list>
@@ -26,6 +28,14 @@ class ResourceCache {
   explicit ResourceCache(std::size_t max_bytes) : max_bytes_(max_bytes) {}
 
   std::shared_ptr<const CachedResource> get(const std::string& type, const std::string& id);
+  // Before reading the database: the shard's write count, to hand to fill().
+  std::uint64_t ticket(const std::string& type, const std::string& id);
+  // After reading the database: caches value unless a write reached the shard since ticket.
+  void fill(const std::string& type, const std::string& id, std::shared_ptr<const CachedResource> value,
+            std::uint64_t ticket);
+  // After a write committed: counts the write, refreshes an entry that is there.
+  void written(const std::string& type, const std::string& id, std::shared_ptr<const CachedResource> value);
+  // Unconditional (tests, warm-up): inserts or refreshes.
   void put(const std::string& type, const std::string& id, std::shared_ptr<const CachedResource> value);
   void erase(const std::string& type, const std::string& id);
   void clear();
@@ -42,7 +52,9 @@ class ResourceCache {
     };
     std::unordered_map<std::string, Entry> map;
     std::size_t bytes = 0;
+    std::uint64_t writes = 0;
   };
+  void insert_locked(Shard& s, const std::string& key, std::shared_ptr<const CachedResource> value);
   Shard& shard(const std::string& key);
 
   std::size_t max_bytes_;

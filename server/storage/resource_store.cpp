@@ -39,6 +39,12 @@ StoredVersion version_from(ResultSet& rs, std::size_t r, const std::string& type
 
 }  // namespace
 
+std::string url_key(std::string_view url) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "~%016llx", static_cast<unsigned long long>(hash64({url})));
+  return buf;
+}
+
 std::optional<CurrentRow> ResourceStore::current(Connection& c, const std::string& type, const std::string& id,
                                                  Lock lock) const {
   static constexpr const char* kSql[] = {
@@ -252,7 +258,12 @@ void ResourceStore::replace_index_many(Connection& c, const std::vector<IndexWri
       for (const auto& r : w.rows->references) {
         const std::string_view scope = index_scope(*w.type, r.param);
         q.row().u(w.pk).i(tenant).i(hash64({scope, r.param}));
-        q.i(hash64({scope, r.param, r.target_type, r.target_id, r.url})).s(r.target_type).s(r.target_id);
+        q.i(hash64({scope, r.param, r.target_type, r.target_id, r.url}));
+        if (r.url.empty()) {
+          q.s(r.target_type).s(r.target_id);
+        } else {
+          q.s("").s(url_key(r.url));
+        }
         r.url.empty() ? q.null() : q.s(resources::utf8_prefix(r.url, 512));
         q.end();
       }
@@ -267,7 +278,7 @@ void ResourceStore::replace_index_many(Connection& c, const std::vector<IndexWri
       for (const auto& r : w.rows->composites) {
         const std::string_view scope = index_scope(*w.type, r.param);
         char n2[32] = "-";
-      if (r.number2) std::snprintf(n2, sizeof n2, "%.17g", *r.number2);
+        if (r.number2) std::snprintf(n2, sizeof n2, "%.17g", *r.number2);
         const std::string lo2 = r.lo2 ? std::to_string(*r.lo2) : "-", hi2 = r.hi2 ? std::to_string(*r.hi2) : "-";
         q.row().u(w.pk).i(tenant).i(hash64({scope, r.param}));
         q.i(hash64({scope, r.param, r.system1, r.code1, r.system2, r.code2, r.text2, n2, lo2, hi2}));

@@ -50,6 +50,9 @@ struct HistoryQuery {
   unsigned limit = 50;
 };
 
+// idx_reference.target_id of a reference that is not to this server: "~" + hex of hash64(url).
+std::string url_key(std::string_view url);
+
 class ResourceStore {
  public:
   explicit ResourceStore(unsigned tenant) : tenant_(tenant) {}

@@ -11,7 +11,7 @@ import { walkPages } from './lib/assertions.js';
 const TAG_SYSTEM = 'urn:kasama-e2e:search';
 const tagged = (tag, res) => ({ ...res, meta: { tag: [{ system: TAG_SYSTEM, code: tag }] } });
 const tagParam = (tag) => `_tag=${encodeURIComponent(`${TAG_SYSTEM}|${tag}`)}`;
-const ids = (entries, mode = 'match') =>
+const ids = (entries = [], mode = 'match') =>
   entries.filter((e) => e.search?.mode === mode).map((e) => `${e.resource.resourceType}/${e.resource.id}`);
 
 async function create(res) {
@@ -157,6 +157,9 @@ describe('search interactions', () => {
     assert.deepEqual(ids(enc.json.entry), [`Encounter/${b.encounter.id}`]);
     const out = await get(`/Patient/${a.patient.id}/Organization`);
     assert.equal(out.status, 400);
+    const other = await get(`/Practitioner/${a.practitioner.id}/Observation`);
+    assert.equal(other.status, 400, 'only the Patient compartment is defined here');
+    assert.match(other.json.issue[0].diagnostics, /Patient compartment/);
   });
 
   test('Patient $everything: the patient, its compartment and what they refer to, paged; _type; unknown patient 404', async () => {
@@ -170,6 +173,26 @@ describe('search interactions', () => {
     const obsOnly = await get(`/Patient/${d.patient.id}/$everything?_type=Observation&_count=50`);
     assert.equal(ids(obsOnly.json.entry).length, 4);
     assert.equal((await get(`/Patient/${uid('none')}/$everything`)).status, 404);
+  });
+
+  test('a reference by absolute URL on this base and by Type/id are the same reference, both ways', async () => {
+    const tag = uid('abs');
+    const p = await create(tagged(tag, { resourceType: 'Patient' }));
+    const rel = await create(observation(tag, p.id));
+    const abs = await create({ ...observation(tag, p.id), subject: { reference: `${BASE}/Patient/${p.id}` } });
+    const both = [`Observation/${abs.id}`, `Observation/${rel.id}`].sort();
+    for (const q of [`subject=Patient/${p.id}`, `patient=${p.id}`, `subject=${encodeURIComponent(`${BASE}/Patient/${p.id}`)}`]) {
+      const r = await get(`/Observation?${tagParam(tag)}&${q}`);
+      assert.equal(r.status, 200, r.text);
+      assert.deepEqual(ids(r.json.entry).sort(), both, q);
+    }
+    const other = await get(`/Observation?${tagParam(tag)}&subject=${encodeURIComponent(`https://elsewhere.example/fhir/Patient/${p.id}`)}`);
+    assert.equal(other.status, 200, other.text);
+    assert.deepEqual(ids(other.json.entry ?? []), [], 'another server\'s URL is another resource');
+    const far = `https://elsewhere.example/fhir/Patient/${uid('far')}`;
+    const ext = await create({ ...observation(tag, p.id), subject: { reference: far } });
+    const byUrl = await get(`/Observation?${tagParam(tag)}&subject=${encodeURIComponent(far)}`);
+    assert.deepEqual(ids(byUrl.json.entry), [`Observation/${ext.id}`], 'a reference elsewhere is found by its URL');
   });
 
   test('_include, type-restricted _include, _revinclude and _include:iterate', async () => {

@@ -14,6 +14,12 @@ ALTER TABLE idx_token
   DROP KEY k_token_resource,
   ADD PRIMARY KEY (resource_pk, hash_sys_value);
 
+-- Links are unique per (source, target) (server/interactions/support: local_links): cluster
+-- on that instead of a hidden row id and a second key.
+ALTER TABLE resource_link
+  DROP KEY k_link_src,
+  ADD PRIMARY KEY (src_pk, target_type, target_id);
+
 -- folded: NFKC + case fold + accents of Latin/Greek/Cyrillic removed (server/search/normalize),
 -- at most 255 characters, compared bytewise; hash_exact: (type, param, value as written),
 -- checked after the folded key found the candidates (:exact).
@@ -73,8 +79,9 @@ CREATE TABLE idx_uri (
   KEY k_uri_prefix (tenant_id, param_hash, val(190), resource_pk)
 ) ENGINE=InnoDB;
 
--- A reference to a resource here (target_type, target_id) or elsewhere (url); hash_ref:
--- (type, param, target_type, target_id, url).
+-- A reference to a resource here (target_type, target_id) or elsewhere (url; then
+-- target_type is '' and target_id '~' and the hex of hash64(url), so that one key serves
+-- both); hash_ref: (type, param, target_type, target_id, url).
 CREATE TABLE idx_reference (
   resource_pk  BIGINT UNSIGNED NOT NULL,
   tenant_id    SMALLINT UNSIGNED NOT NULL,
@@ -84,8 +91,7 @@ CREATE TABLE idx_reference (
   target_id    VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   url          VARCHAR(512) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
   PRIMARY KEY (resource_pk, hash_ref),
-  KEY k_ref_target (tenant_id, param_hash, target_id, target_type, resource_pk),
-  KEY k_ref_url (tenant_id, param_hash, url(190), resource_pk)
+  KEY k_ref_target (tenant_id, param_hash, target_id, target_type, resource_pk)
 ) ENGINE=InnoDB;
 
 -- Two-part composites (hash_row: every column of the row): the first part a token (hash1_sv: type, param, system, code;

@@ -182,6 +182,35 @@ BOOST_AUTO_TEST_CASE(cache_never_goes_back_a_version_and_respects_its_budget) {
   BOOST_TEST(!off.get("Patient", "1"));
 }
 
+BOOST_AUTO_TEST_CASE(cache_is_filled_by_reads_and_a_racing_write_wins) {
+  storage::ResourceCache cache(1 << 20);
+  auto v = [](std::uint32_t version) {
+    auto e = std::make_shared<storage::CachedResource>();
+    e->version = version;
+    e->content = "{}";
+    return e;
+  };
+  // A write of a resource nobody read does not enter the cache.
+  cache.written("Patient", "w", v(1));
+  BOOST_TEST(!cache.get("Patient", "w"));
+  // A read fills it.
+  auto t = cache.ticket("Patient", "w");
+  cache.fill("Patient", "w", v(1), t);
+  BOOST_TEST(cache.get("Patient", "w")->version == 1u);
+  // A later write refreshes the entry.
+  cache.written("Patient", "w", v(2));
+  BOOST_TEST(cache.get("Patient", "w")->version == 2u);
+  // A slow read that took its ticket before a write (of v2) must not cache what it read (v1).
+  auto slow = cache.ticket("Patient", "r");
+  cache.written("Patient", "r", v(2));
+  cache.fill("Patient", "r", v(1), slow);
+  BOOST_TEST(!cache.get("Patient", "r"));
+  // Nor replace a newer entry.
+  auto t2 = cache.ticket("Patient", "w");
+  cache.fill("Patient", "w", v(1), t2);
+  BOOST_TEST(cache.get("Patient", "w")->version == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(parameter_value_escapes) {
   // search.html#escaping: "\," "\|" "\$" "\\" are literal characters of the value.
   auto parts = split_list(R"(a\,b,urn:x\|y|v\\,z)");
