@@ -31,8 +31,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import https from 'node:https';
-import { execSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { cpuMeter } from './cpu.mjs';
+import { rng } from '../tests/e2e/lib/random.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -74,17 +75,9 @@ for (const [k, v] of Object.entries({ seed, startIndex, concurrency, sliceSize }
 }
 
 // ------------------------------------------------------------------------------ PRNG
-// mulberry32 (the same as tests/e2e/lib/random.js), seeded per patient from (seed, index) so that
+// mulberry32 (tests/e2e/lib/random.js), seeded per patient from (seed, index) so that
 // a patient does not depend on how many were generated before it.
-function mulberry32(a) {
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const mulberry32 = rng;
 function mix(a, b) { // a 32-bit hash of two 32-bit numbers (murmur3 finaliser)
   let h = (Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(b + 0x632be5ab, 0xc2b2ae35)) >>> 0;
   h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b); h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35); h ^= h >>> 16;
@@ -409,54 +402,10 @@ if (args['dry-run']) {
 }
 
 // ------------------------------------------------------------------------------ CPU from /proc
-// Same accounting as run.sh: utime+stime of the server and its mariadbd, the client (this
-// process), and "other" = the machine's busy ticks less those. 100 % = one core.
-const hz = (() => { try { return Number(execSync('getconf CLK_TCK').toString().trim()) || 100; } catch { return 100; } })();
-function procTicks(pid) {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(') ') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch { return null; }
-}
-function sysTicks() {
-  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  return f[0] + f[1] + f[2] + f[5] + f[6] + f[7]; // user nice system irq softirq steal
-}
-function readPid(file) { try { return Number(fs.readFileSync(file, 'utf8').trim()) || null; } catch { return null; } }
-const cpuPids = {};
-if (args['data-dir']) {
-  const s = readPid(path.join(args['data-dir'], 'server.pid'));
-  const m = readPid(path.join(args['data-dir'], 'mariadb', 'mariadbd.pid'));
-  if (s) cpuPids['kasama-server'] = s;
-  if (m) cpuPids.mariadbd = m;
-}
-function cpuMark() {
-  const u = process.cpuUsage();
-  return {
-    t: process.hrtime.bigint(),
-    procs: Object.fromEntries(Object.entries(cpuPids).map(([k, pid]) => [k, procTicks(pid)])),
-    client: (u.user + u.system) / 1e6 * hz,
-    sys: sysTicks(),
-  };
-}
-function cpuSince(m0) {
-  const m1 = cpuMark();
-  const wall = Number(m1.t - m0.t) / 1e9;
-  const pct = (ticks) => Math.round(ticks / hz / wall * 100);
-  const out = {};
-  let ours = 0;
-  for (const k of Object.keys(cpuPids)) {
-    const d = (m1.procs[k] ?? 0) - (m0.procs[k] ?? 0);
-    ours += d;
-    out[k] = pct(d);
-  }
-  const dc = m1.client - m0.client;
-  ours += dc;
-  out.client = pct(dc);
-  out.other = pct(Math.max(0, m1.sys - m0.sys - ours));
-  return out;
-}
+const cpu = cpuMeter(args['data-dir']);
+const cpuPids = cpu.pids;
+const cpuMark = cpu.mark;
+const cpuSince = cpu.since;
 
 // ------------------------------------------------------------------------------ HTTP
 const agentOpts = { keepAlive: true, maxSockets: concurrency };

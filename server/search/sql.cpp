@@ -397,7 +397,19 @@ std::string SqlCompiler::same_row_dates(const std::string& type, const std::vect
                                         const std::string& r) {
   const SearchParam& p = *clauses.front()->param;
   std::string cond = "param_hash=" + hash({storage::index_scope(type, p.code), p.code});
-  for (const Clause* cl : clauses) cond += " AND " + date_range("lo", "hi", cl->values.front());
+  // A date, dateTime or instant spans at most a year (its coarsest precision), so "ends
+  // after X" also bounds where it starts: lo > X - 367 days. With the other bound from lt/le
+  // that makes one closed range on the (param, lo) key.
+  const auto* el = resources::TypeModel::instance().find_element(p.expression);
+  const std::string t = el && el->types.size() == 1 ? el->types[0].code : "";
+  const bool bounded = t == "date" || t == "dateTime" || t == "instant";
+  constexpr std::int64_t kYear = 367LL * 86'400'000;
+  for (const Clause* cl : clauses) {
+    const Value& v = cl->values.front();
+    cond += " AND " + date_range("lo", "hi", v);
+    if (bounded && v.prefix == Prefix::kGe) cond += " AND lo>" + i64(v.range->lo - kYear);
+    if (bounded && v.prefix == Prefix::kGt) cond += " AND lo>" + i64(v.range->hi - kYear);
+  }
   return in_index("idx_date", cond, r);
 }
 

@@ -1,7 +1,8 @@
 // R-44: a graceful restart loses nothing. This test runs a server of its own (not a shared
 // fixture): SIGTERM arrives while a large transaction is in flight; the transaction must
 // still be answered and committed, MariaDB must shut down cleanly, and after a restart on
-// the same data dir every resource is back and the demo data was not loaded twice.
+// the same data dir every resource is back and the demo data was not loaded twice. Also: a
+// stale search index is rebuilt at startup and by the `kasama-server reindex` CLI (issue 3).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -138,5 +139,29 @@ describe('R-44 graceful restart loses nothing', () => {
     const back = await call('GET', `Patient/${created.json.id}`);
     assert.equal(back.status, 200);
     assert.equal(back.text, created.text);
+  });
+  it('a stale search index is rebuilt: at startup when the registry fingerprint differs, and by `kasama-server reindex`', async () => {
+    const sock = `${DIR}/mariadb/mysqld.sock`;
+    const sql = (q) => execFileSync('mariadb', ['--no-defaults', '-S', sock, '-u', 'root', 'kasama', '-N', '-e', q],
+      { encoding: 'utf8' });
+    const q = `Patient?identifier=${encodeURIComponent(SYSTEM + '|single')}&_summary=count`;
+    assert.equal((await call('GET', q)).json.total, 1);
+    // Drop the index rows and mark the index as built by another registry.
+    sql("DELETE FROM idx_token; UPDATE search_state SET registry_fingerprint='stale'");
+    assert.equal((await call('GET', q)).json.total, 0, 'search answers from the index');
+    assert.match(harness('stop'), /stopped cleanly/);
+    assert.match(harness('resume'), /server up/);
+    assert.equal((await call('GET', q)).json.total, 1, 'the restart reindexed');
+    assert.notEqual(sql('SELECT registry_fingerprint FROM search_state').trim(), 'stale');
+    // The CLI, on a stopped server's data dir.
+    sql('DELETE FROM idx_token');
+    assert.equal((await call('GET', q)).json.total, 0);
+    assert.match(harness('stop'), /stopped cleanly/);
+    const out = execFileSync(BINARY, ['reindex', 'Patient'], {
+      encoding: 'utf8', env: { ...process.env, KASAMA_DATA_DIR: DIR }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    assert.match(out, /reindexed \d+ resources/);
+    assert.match(harness('resume'), /server up/);
+    assert.equal((await call('GET', q)).json.total, 1, 'kasama-server reindex Patient rebuilt the rows');
   });
 });
