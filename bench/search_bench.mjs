@@ -28,31 +28,13 @@ import path from 'node:path';
 import https from 'node:https';
 import { execSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { cliArgs } from './cli.mjs';
 import { cpuMeter } from './cpu.mjs';
 import { rng } from '../tests/e2e/lib/random.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-function parseArgs(argv) {
-  const opts = { positional: [] };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) {
-      opts.positional.push(a);
-      continue;
-    }
-    const [k, inline] = a.slice(2).split(/=(.*)/s, 2);
-    if (k === 'help') opts.help = true;
-    else opts[k] = inline ?? argv[++i];
-  }
-  return opts;
-}
-const args = parseArgs(process.argv.slice(2));
-if (args.help || !args.positional[0]) {
-  const text = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
-  console.error(text.slice(1, text.findIndex((l) => l.startsWith('import'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
-  process.exit(args.help ? 0 : 2);
-}
+const args = cliArgs(import.meta.url);
 const base = args.positional[0].replace(/\/+$/, '');
 const reps = Number(args.reps ?? 200);
 const warmup = Number(args.warmup ?? 20);
