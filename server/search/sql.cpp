@@ -197,7 +197,6 @@ std::string SqlCompiler::value_expr(const std::string& type, const Clause& cl, c
   const std::string& code = p.code;
   const std::string& mod = cl.modifier;
   const std::string scope(storage::index_scope(type, code));
-  const std::string T = tenant();
   auto ph = [&](const std::string& param) { return "param_hash=" + hash({scope, param}); };
 
   // Parameters kept in the resource row itself.
