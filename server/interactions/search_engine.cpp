@@ -412,7 +412,8 @@ void add_sort(Plan& plan, SqlCompiler& comp, const std::vector<std::string>& typ
   for (const auto& s : sort) {
     std::string expr;
     if (s.code == "_id") {
-      expr = "r.res_id";
+      // As utf8mb4, so that a cursor value of any text compares (res_id is ASCII).
+      expr = "CAST(r.res_id AS CHAR CHARACTER SET utf8mb4) COLLATE utf8mb4_bin";
     } else if (s.code == "_lastUpdated") {
       expr = "r.last_updated";
     } else {
@@ -538,8 +539,12 @@ std::vector<Fetched> includes(Context& ctx, storage::Connection& db, SqlCompiler
           if (s.target_type.empty() || f->type == s.target_type)
             targets.push_back("(" + comp.quote(f->type) + "," + comp.quote(f->id) + ")");
         if (targets.empty()) continue;
-        std::string sql = "SELECT DISTINCT x.resource_pk FROM idx_reference x WHERE x.tenant_id=" + comp.tenant() +
-                          " AND (x.target_type, x.target_id) IN (" + join(targets, ",") + ")";
+        std::string sql = "SELECT DISTINCT x.resource_pk FROM idx_reference x";
+        // Type:* names every reference parameter of that source type only.
+        if (s.param == "*" && s.source_type != "*")
+          sql += " JOIN resource src ON src.pk=x.resource_pk AND src.res_type=" + comp.quote(s.source_type);
+        sql +=
+            " WHERE x.tenant_id=" + comp.tenant() + " AND (x.target_type, x.target_id) IN (" + join(targets, ",") + ")";
         if (s.param != "*") sql += " AND x.param_hash=" + SqlCompiler::hash({s.source_type, s.param});
         sql += " LIMIT " + std::to_string(kMaxIncludes + 1);
         auto rs = run_sql(ctx, db, sql);
@@ -760,6 +765,11 @@ RestResponse patient_everything(Context& ctx, const RestRequest& req, const Rout
     b.total(static_cast<std::uint64_t>(rs.integer(0, 0)) + (with_patient ? 1 : 0));
   }
   b.link("self", cursor ? with_cursor(*cursor_text) : path + query);
+  if (count == 0) {  // the total only
+    RestResponse resp;
+    resp.body = b.finish();
+    return resp;
+  }
   // The first page holds the Patient and count - 1 compartment resources.
   const bool patient_here = with_patient && count > 0;
   const unsigned room = patient_here ? count - 1 : count;

@@ -249,7 +249,7 @@ const std::vector<std::shared_ptr<CompiledParam>>& Extractor::compiled(std::stri
     try {
       cp->expr = fp::Expression::parse(p->expression);
       if (p->type == ParamType::kComposite) {
-        if (p->components.size() != 2) continue;  // only two-part composites are indexed
+        if (!unsupported_reason(*p).empty()) continue;  // two-part composites starting with a token only
         for (const auto& c : p->components) {
           const SearchParam* cpp = registry_.by_url(c.definition);
           if (!cpp) throw fp::FhirPathError("component " + c.definition + " unknown");

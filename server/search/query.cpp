@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <cstdlib>
 
 #include "resources/references.hpp"
 #include "resources/type_model.hpp"
@@ -49,6 +51,16 @@ bool is_decimal(std::string_view s) {
     while (digit(i)) ++i;
   }
   return i == s.size();
+}
+
+// A decimal the engine can compare: finite as a double, exponent within +-300.
+bool in_range(std::string_view s) {
+  const std::string text(s);
+  if (!std::isfinite(std::strtod(text.c_str(), nullptr))) return false;
+  auto e = text.find_first_of("eE");
+  if (e == std::string::npos) return true;
+  const long exp = std::strtol(text.c_str() + e + 1, nullptr, 10);
+  return exp >= -300 && exp <= 300;
 }
 
 std::string_view take_prefix(std::string_view v, Prefix& prefix) {
@@ -132,6 +144,7 @@ struct Parser {
       case ParamType::kNumber: {
         std::string_view n = take_prefix(escaped, v.prefix);
         if (!is_decimal(n)) return bad("not a decimal number");
+        if (!in_range(n)) return bad("number out of range");
         v.number = std::string(n);
         v.text = v.number;
         return true;
@@ -148,6 +161,7 @@ struct Parser {
         auto parts = split_keeping_escapes(rest, '|');
         if (parts.size() != 1 && parts.size() != 3) return bad("expected number or number|system|code");
         if (!is_decimal(parts[0])) return bad("not a decimal number");
+        if (!in_range(parts[0])) return bad("number out of range");
         v.number = parts[0];
         if (parts.size() == 3) {
           v.system = unescape(parts[1]);

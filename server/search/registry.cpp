@@ -244,6 +244,10 @@ std::string unsupported_reason(const SearchParam& p) {
   if (p.type == ParamType::kSpecial) return "special";
   if (p.expression.empty()) return "no FHIRPath expression";
   if (p.type == ParamType::kComposite && p.components.size() != 2) return "composite of more than two parts";
+  if (p.type == ParamType::kComposite) {
+    const SearchParam* first = Registry::instance().by_url(p.components[0].definition);
+    if (!first || first->type != ParamType::kToken) return "composite that does not start with a token";
+  }
   return {};
 }
 

@@ -68,7 +68,8 @@ const char* table_for(ParamType t) {
 double implied_half_width(std::string_view d) {
   int exponent = 0;
   if (auto e = d.find_first_of("eE"); e != std::string_view::npos) {
-    exponent = std::atoi(std::string(d.substr(e + 1)).c_str());
+    exponent =
+        static_cast<int>(std::clamp(std::strtol(std::string(d.substr(e + 1)).c_str(), nullptr, 10), -400L, 400L));
     d = d.substr(0, e);
   }
   int decimals = 0;
@@ -167,7 +168,10 @@ std::string SqlCompiler::date_range(const std::string& lo, const std::string& hi
 // table reduced to comparisons of the column itself, so its index serves.
 std::string SqlCompiler::last_updated(const Value& v, const std::string& col) {
   const std::int64_t slo = v.range->lo, shi = v.range->hi;
-  auto at = [&](std::int64_t ms) { return quote(resources::format_sql(ms)); };
+  // DATETIME holds years 1000-9999; bounds outside are clamped (no instant lies beyond).
+  constexpr std::int64_t kMin = -30610224000000LL;  // 1000-01-01T00:00:00Z
+  constexpr std::int64_t kMax = 253402300799999LL;  // 9999-12-31T23:59:59.999Z
+  auto at = [&](std::int64_t ms) { return quote(resources::format_sql(std::clamp(ms, kMin, kMax))); };
   switch (v.prefix) {
     case Prefix::kEq:
       return col + ">=" + at(slo) + " AND " + col + "<" + at(shi);
@@ -202,7 +206,10 @@ std::string SqlCompiler::value_expr(const std::string& type, const Clause& cl, c
   // Parameters kept in the resource row itself.
   if (code == "_id") {
     if (!mod.empty()) fail(cl, "not-supported", "modifier :" + mod + " is not supported on _id");
-    return r + ".res_id=" + quote(v.code);
+    // No resource has an id outside [A-Za-z0-9-.]{1,64} (and res_id is ASCII: comparing it
+    // with other text would be a collation error).
+    if (!resources::is_valid_id(v.text)) return "FALSE";
+    return r + ".res_id=" + quote(v.text);
   }
   if (code == "_lastUpdated") return last_updated(v, r + ".last_updated");
 
@@ -294,6 +301,9 @@ std::string SqlCompiler::value_expr(const std::string& type, const Clause& cl, c
     case ParamType::kComposite: {
       if (v.components.size() != 2 || p.components.size() != 2)
         fail(cl, "not-supported", "composite parameter " + code + " has more than two parts; not supported");
+      const SearchParam* p1 = Registry::instance().by_url(p.components[0].definition);
+      if (!p1 || p1->type != ParamType::kToken)
+        fail(cl, "not-supported", "composite parameter " + code + " does not start with a token; not supported");
       const Value& a = v.components[0];
       const Value& b = v.components[1];
       std::string cond = ph(code) + " AND ";

@@ -233,6 +233,33 @@ describe('search interactions', () => {
     assert.deepEqual(Object.keys(o).sort(), ['id', 'meta', 'resourceType', 'status', 'valueQuantity'].sort());
   });
 
+  test('edge values: huge numbers 400, odd _id matches nothing, $everything _count=0, Type:* revinclude, non-token composite', async () => {
+    for (const q of ['value-quantity=1e400', 'value-quantity=gt-1e309', 'value-quantity=0e99999999999']) {
+      const r = await get(`/Observation?${q}`);
+      assert.equal(r.status, 400, `${q}: ${r.text.slice(0, 200)}`);
+      assert.match(r.json.issue[0].diagnostics, /value-quantity/);
+    }
+    for (const q of ['_id=%C3%A9', '_id=a%7Cb', `_id=${'x'.repeat(65)}`]) {
+      const r = await get(`/Patient?${q}`);
+      assert.equal(r.status, 200, `${q}: ${r.text.slice(0, 200)}`);
+      assert.equal(r.json.total, 0);
+    }
+    const lu = await get('/Patient?_lastUpdated=le9999&_lastUpdated=ge0001&_summary=count');
+    assert.equal(lu.status, 200, lu.text);
+    assert.ok(lu.json.total > 0, 'every resource was updated between the years 1 and 9999');
+    const tag = uid('edge');
+    const d = await patientWithData(tag, 2);
+    const zero = await get(`/Patient/${d.patient.id}/$everything?_count=0`);
+    assert.equal(zero.json.total, 4);
+    assert.equal(zero.json.entry, undefined);
+    assert.ok(!zero.json.link.some((l) => l.relation === 'next'), '_count=0 has no next page');
+    const rev = await get(`/Patient?_id=${d.patient.id}&_revinclude=Encounter:*`);
+    assert.deepEqual(ids(rev.json.entry, 'include'), [`Encounter/${d.encounter.id}`], 'only Encounters are included');
+    const comp = await get('/DocumentReference?relationship=DocumentReference/x$replaces');
+    assert.equal(comp.status, 400, comp.text);
+    assert.match(comp.json.issue[0].diagnostics, /does not start with a token/);
+  });
+
   test('bad result parameters are refused with 400 naming them', async () => {
     for (const [q, name] of [['_sort=nosuch', '_sort'], ['_sort=code-value-quantity', '_sort'], ['_total=some', '_total'],
       ['_summary=maybe', '_summary'], ['_count=-1', '_count'], ['_include=Nope:subject', '_include'],
