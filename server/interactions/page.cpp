@@ -7,17 +7,19 @@
 
 namespace kasama::server {
 
+unsigned parse_count(const Context& ctx, const std::string& value) {
+  const bool ok = !value.empty() && value.size() <= 9 &&
+                  std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!ok) throw FhirError(400, "value", "_count must be a whole number from 0", "_count");
+  return static_cast<unsigned>(std::min<unsigned long>(std::stoul(value), ctx.svc.config.max_count));
+}
+
 PageParams page_params(Context& ctx, const RestRequest& req, std::initializer_list<const char*> known) {
   PageParams p;
   p.count = ctx.svc.config.default_count;
   for (const auto& [name, value] : req.params) {
     if (name == "_count") {
-      unsigned long n = 0;
-      bool ok = !value.empty() && value.size() <= 9 &&
-                std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; });
-      if (ok) n = std::stoul(value);
-      if (!ok) throw FhirError(400, "value", "_count must be a whole number from 0", "_count");
-      p.count = static_cast<unsigned>(std::min<unsigned long>(n, ctx.svc.config.max_count));
+      p.count = parse_count(ctx, value);
       continue;
     }
     if (name == "_format" || name == "_pretty") continue;

@@ -13,6 +13,9 @@ struct PageParams {
   unsigned count = 50;
 };
 
+// A _count value: a whole number from 0, capped at the configured maximum; 400 otherwise.
+unsigned parse_count(const Context& ctx, const std::string& value);
+
 // Reads _count (0 .. max) and checks that every other parameter is one of `known` or a
 // general one (_format, _pretty). Unknown ones: 400 naming them, or ignored under
 // Prefer: handling=lenient.

@@ -1,9 +1,12 @@
 #include "server/interactions/search_engine.hpp"
 
+#include "server/interactions/page.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -178,9 +181,7 @@ ResultParams parse_result_params(Context& ctx, const ParsedQuery& q, bool lenien
   rp.count = ctx.svc.config.default_count;
   for (const auto& [name, value] : q.result) {
     if (name == "_count") {
-      bool ok = !value.empty() && value.size() <= 9 && std::all_of(value.begin(), value.end(), ::isdigit);
-      if (!ok) throw FhirError(400, "value", "_count must be a whole number from 0", "_count");
-      rp.count = static_cast<unsigned>(std::min<unsigned long>(std::stoul(value), ctx.svc.config.max_count));
+      rp.count = parse_count(ctx, value);
     } else if (name == "_sort") {
       for (const auto& part : search::split_list(value, ',')) {
         SortSpec s;
@@ -296,12 +297,6 @@ struct Plan {
   std::vector<bool> sort_desc;
 };
 
-std::string join(const std::vector<std::string>& v, const char* sep) {
-  std::string out;
-  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
-  return out;
-}
-
 std::string pk_list(const std::vector<std::uint64_t>& pks) {
   std::string out;
   for (std::size_t i = 0; i < pks.size(); ++i) out += (i ? "," : "") + std::to_string(pks[i]);
@@ -355,8 +350,8 @@ const std::vector<std::string>& patient_compartment_params(const std::string& ty
 namespace {
 
 // The WHERE clause for the parsed clauses over the scope's types.
-std::string build_where(Context& ctx, SqlCompiler& comp, const SearchScope& scope,
-                        const std::vector<std::string>& types, const ParsedQuery& q) {
+std::string build_where(SqlCompiler& comp, const SearchScope& scope, const std::vector<std::string>& types,
+                        const ParsedQuery& q) {
   std::vector<std::string> conds;
   conds.push_back("r.tenant_id=" + comp.tenant());
   conds.push_back("r.deleted=0");
@@ -365,7 +360,7 @@ std::string build_where(Context& ctx, SqlCompiler& comp, const SearchScope& scop
   } else if (!types.empty()) {
     std::vector<std::string> quoted;
     for (const auto& t : types) quoted.push_back(comp.quote(t));
-    conds.push_back("r.res_type IN (" + join(quoted, ",") + ")");
+    conds.push_back("r.res_type IN (" + search::join_sql(quoted, ",") + ")");
   }
   const std::string ctype = scope.system ? "Resource" : types.at(0);
   // Date clauses on a single-valued parameter are merged into one index condition.
@@ -399,12 +394,11 @@ std::string build_where(Context& ctx, SqlCompiler& comp, const SearchScope& scop
     }
     if (!hashes.empty())
       ors.push_back("r.pk IN (SELECT resource_pk FROM idx_reference WHERE tenant_id=" + comp.tenant() +
-                    " AND param_hash IN (" + join(hashes, ",") + ") AND target_type=" +
+                    " AND param_hash IN (" + search::join_sql(hashes, ",") + ") AND target_type=" +
                     comp.quote(scope.compartment_type) + " AND target_id=" + comp.quote(scope.compartment_id) + ")");
-    conds.push_back("(" + join(ors, " OR ") + ")");
+    conds.push_back("(" + search::join_sql(ors, " OR ") + ")");
   }
-  (void)ctx;
-  return join(conds, " AND ");
+  return search::join_sql(conds, " AND ");
 }
 
 void add_sort(Plan& plan, SqlCompiler& comp, const std::vector<std::string>& types, bool system,
@@ -447,10 +441,10 @@ std::string keyset(SqlCompiler& comp, const Plan& plan, const Cursor& c, const s
     } else {
       beyond = v ? col + (desc ? ">" : "<") + comp.quote(*v) : col + " IS NOT NULL";
     }
-    if (!beyond.empty()) ors.push_back(join(eqs, " AND ") + (eqs.empty() ? "" : " AND ") + beyond);
+    if (!beyond.empty()) ors.push_back(search::join_sql(eqs, " AND ") + (eqs.empty() ? "" : " AND ") + beyond);
     eqs.push_back(v ? col + "=" + comp.quote(*v) : col + " IS NULL");
   }
-  ors.push_back(join(eqs, " AND ") + (eqs.empty() ? "" : " AND ") + pk_col + (c.backward ? "<" : ">") +
+  ors.push_back(search::join_sql(eqs, " AND ") + (eqs.empty() ? "" : " AND ") + pk_col + (c.backward ? "<" : ">") +
                 *c.values.back());
   std::string out;
   for (std::size_t i = 0; i < ors.size(); ++i) out += (i ? " OR (" : "(") + ors[i] + ")";
@@ -474,7 +468,7 @@ std::vector<Row> page_rows(Context& ctx, storage::Connection& db, SqlCompiler& c
   order.push_back(std::string("q.pk") + (backward ? " DESC" : ""));
   std::string sql = "SELECT * FROM (" + select + " FROM resource r WHERE " + plan.where + ") q";
   if (cursor) sql += " WHERE " + keyset(comp, plan, *cursor, cols, "q.pk");
-  sql += " ORDER BY " + join(order, ", ") + " LIMIT " + std::to_string(limit);
+  sql += " ORDER BY " + search::join_sql(order, ", ") + " LIMIT " + std::to_string(limit);
   if (plan.sort_exprs.empty()) {
     // No sort keys: straight on the resource table in pk order.
     sql = "SELECT r.pk, r.res_type, r.res_id FROM resource r WHERE " + plan.where;
@@ -504,6 +498,26 @@ std::vector<std::optional<std::string>> cursor_values(const Row& row) {
   auto v = row.keys;
   v.emplace_back(std::to_string(row.pk));
   return v;
+}
+
+// Up to room rows after (or, going back, before) the cursor, in order, with the previous
+// and next links added to b. A next link from an empty page (room 0: $everything's first
+// page holding only the Patient) starts from pk 0; such plans have no sort keys.
+std::vector<Row> page_with_links(Context& ctx, storage::Connection& db, SqlCompiler& comp, const Plan& plan,
+                                 const std::optional<Cursor>& cursor, unsigned room, BundleWriter& b,
+                                 const std::function<std::string(const std::string&)>& with_cursor) {
+  auto rows = page_rows(ctx, db, comp, plan, cursor, room + 1);
+  const bool more = rows.size() > room;
+  if (more) rows.resize(room);
+  if (cursor && cursor->backward) std::reverse(rows.begin(), rows.end());
+  // next: there is more in the direction of travel, or we came backward from a later page.
+  const bool has_next = (cursor && cursor->backward) ? !rows.empty() : more;
+  const bool has_prev = cursor && (cursor->backward ? more : !rows.empty());
+  if (!rows.empty() && has_prev) b.link("previous", with_cursor(encode_cursor(true, cursor_values(rows.front()))));
+  if (has_next)
+    b.link("next", with_cursor(encode_cursor(false, rows.empty() ? std::vector<std::optional<std::string>>{"0"}
+                                                                 : cursor_values(rows.back()))));
+  return rows;
 }
 
 // Included resources for the page (and, with :iterate, for what was included).
@@ -543,8 +557,8 @@ std::vector<Fetched> includes(Context& ctx, storage::Connection& db, SqlCompiler
         // Type:* names every reference parameter of that source type only.
         if (s.param == "*" && s.source_type != "*")
           sql += " JOIN resource src ON src.pk=x.resource_pk AND src.res_type=" + comp.quote(s.source_type);
-        sql +=
-            " WHERE x.tenant_id=" + comp.tenant() + " AND (x.target_type, x.target_id) IN (" + join(targets, ",") + ")";
+        sql += " WHERE x.tenant_id=" + comp.tenant() + " AND (x.target_type, x.target_id) IN (" +
+               search::join_sql(targets, ",") + ")";
         if (s.param != "*") sql += " AND x.param_hash=" + SqlCompiler::hash({s.source_type, s.param});
         sql += " LIMIT " + std::to_string(kMaxIncludes + 1);
         auto rs = run_sql(ctx, db, sql);
@@ -611,7 +625,7 @@ RestResponse run_search(Context& ctx, const RestRequest& req, const SearchScope&
   auto& db = ctx.db();
   SqlCompiler comp(db, ctx.svc.store.tenant(), ctx.base_url);
   Plan plan;
-  plan.where = build_where(ctx, comp, scope, types, q);
+  plan.where = build_where(comp, scope, types, q);
   plan.probe_others =
       q.clauses.size() > 1 && std::any_of(q.clauses.begin(), q.clauses.end(), SqlCompiler::equality_lookup);
   add_sort(plan, comp, types, scope.system, rp.sort);
@@ -664,15 +678,7 @@ RestResponse run_search(Context& ctx, const RestRequest& req, const SearchScope&
     return resp;
   }
 
-  auto rows = page_rows(ctx, db, comp, plan, cursor, rp.count + 1);
-  const bool more = rows.size() > rp.count;
-  if (more) rows.resize(rp.count);
-  if (cursor && cursor->backward) std::reverse(rows.begin(), rows.end());
-  // next: there is more in the direction of travel, or we came backward from a later page.
-  const bool has_next = (cursor && cursor->backward) ? !rows.empty() : more;
-  const bool has_prev = cursor && (cursor->backward ? more : !rows.empty());
-  if (!rows.empty() && has_prev) b.link("previous", with_cursor(encode_cursor(true, cursor_values(rows.front()))));
-  if (!rows.empty() && has_next) b.link("next", with_cursor(encode_cursor(false, cursor_values(rows.back()))));
+  const auto rows = page_with_links(ctx, db, comp, plan, cursor, rp.count, b, with_cursor);
 
   std::vector<std::uint64_t> pks;
   for (const auto& r : rows) pks.push_back(r.pk);
@@ -703,9 +709,7 @@ RestResponse patient_everything(Context& ctx, const RestRequest& req, const Rout
   for (const auto& [name, value] : req.params) {
     bool keep = true;
     if (name == "_count") {
-      bool ok = !value.empty() && value.size() <= 9 && std::all_of(value.begin(), value.end(), ::isdigit);
-      if (!ok) throw FhirError(400, "value", "_count must be a whole number from 0", "_count");
-      count = static_cast<unsigned>(std::min<unsigned long>(std::stoul(value), ctx.svc.config.max_count));
+      count = parse_count(ctx, value);
     } else if (name == "_cursor") {
       cursor_text = value;
       keep = false;
@@ -738,7 +742,7 @@ RestResponse patient_everything(Context& ctx, const RestRequest& req, const Rout
     for (const auto& type : TypeModel::instance().resource_types())
       for (const auto& p : patient_compartment_params(type))
         if (p != "{def}") out.push_back(SqlCompiler::hash({type, p}));
-    return join(out, ",");
+    return search::join_sql(out, ",");
   }();
   Plan plan;
   // The compartment by its index rows; the Patient itself is added to the first page (an
@@ -751,7 +755,7 @@ RestResponse patient_everything(Context& ctx, const RestRequest& req, const Rout
   if (!types.empty()) {
     std::vector<std::string> quoted;
     for (const auto& t : types) quoted.push_back(comp.quote(t));
-    plan.where += " AND r.res_type IN (" + join(quoted, ",") + ")";
+    plan.where += " AND r.res_type IN (" + search::join_sql(quoted, ",") + ")";
   }
   if (since) plan.where += " AND r.last_updated>=" + comp.quote(resources::format_sql(*since));
   std::optional<Cursor> cursor;
@@ -773,16 +777,7 @@ RestResponse patient_everything(Context& ctx, const RestRequest& req, const Rout
   // The first page holds the Patient and count - 1 compartment resources.
   const bool patient_here = with_patient && count > 0;
   const unsigned room = patient_here ? count - 1 : count;
-  auto rows = page_rows(ctx, db, comp, plan, cursor, room + 1);
-  const bool more = rows.size() > room;
-  if (more) rows.resize(room);
-  if (cursor && cursor->backward) std::reverse(rows.begin(), rows.end());
-  const bool has_next = (cursor && cursor->backward) ? !rows.empty() : more;
-  const bool has_prev = cursor && (cursor->backward ? more : !rows.empty());
-  if (!rows.empty() && has_prev) b.link("previous", with_cursor(encode_cursor(true, cursor_values(rows.front()))));
-  if (has_next)
-    b.link("next", with_cursor(encode_cursor(false, rows.empty() ? std::vector<std::optional<std::string>>{"0"}
-                                                                 : cursor_values(rows.back()))));
+  const auto rows = page_with_links(ctx, db, comp, plan, cursor, room, b, with_cursor);
   std::vector<std::uint64_t> pks;
   if (patient_here) pks.push_back(patient->pk);
   for (const auto& row : rows) pks.push_back(row.pk);
@@ -815,7 +810,7 @@ std::vector<std::pair<std::uint64_t, std::string>> find_matches(Context& ctx, co
   SqlCompiler comp(db, ctx.svc.store.tenant(), ctx.base_url);
   SearchScope scope;
   scope.types = {type};
-  const std::string where = build_where(ctx, comp, scope, scope.types, q);
+  const std::string where = build_where(comp, scope, scope.types, q);
   const bool probe =
       q.clauses.size() > 1 && std::any_of(q.clauses.begin(), q.clauses.end(), SqlCompiler::equality_lookup);
   auto rs = run_sql(

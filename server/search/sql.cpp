@@ -29,12 +29,6 @@ std::string i64(std::int64_t v) {
   return std::to_string(v);
 }
 
-std::string join(const std::vector<std::string>& parts, const char* sep) {
-  std::string out;
-  for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? sep : "") + parts[i];
-  return out;
-}
-
 [[noreturn]] void fail(const Clause& cl, std::string code, std::string message) {
   throw SearchFailure(QueryError{400, std::move(code), std::move(message), cl.name});
 }
@@ -75,6 +69,12 @@ double implied_half_width(std::string_view d) {
   int decimals = 0;
   if (auto dot = d.find('.'); dot != std::string_view::npos) decimals = static_cast<int>(d.size() - dot - 1);
   return 0.5 * std::pow(10.0, exponent - decimals);
+}
+
+std::string join_sql(const std::vector<std::string>& parts, const char* sep) {
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? sep : "") + parts[i];
+  return out;
 }
 
 std::string like_prefix(std::string_view prefix) {
@@ -270,7 +270,7 @@ std::string SqlCompiler::value_expr(const std::string& type, const Clause& cl, c
           if (slash == std::string::npos || slash < 8) break;  // stop at "scheme://"
           s = s.substr(0, slash);
         }
-        return in_index("idx_uri", "hash_value IN (" + join(hashes, ",") + ")", r);
+        return in_index("idx_uri", "hash_value IN (" + join_sql(hashes, ",") + ")", r);
       }
       return in_index("idx_uri", "hash_value=" + hash({scope, code, v.text}), r);
     }
@@ -385,11 +385,11 @@ std::string SqlCompiler::clause(const std::string& type, const Clause& cl, const
   if (cl.modifier == "not" && p.type == ParamType::kToken) {
     // :not with several values: none of them.
     for (const auto& v : cl.values) parts.push_back(value_expr(type, cl, v, r));
-    return "(" + join(parts, " AND ") + ")";
+    return "(" + join_sql(parts, " AND ") + ")";
   }
   for (const auto& v : cl.values) parts.push_back(value_expr(type, cl, v, r));
   if (parts.empty()) return "FALSE";
-  return parts.size() == 1 ? parts[0] : "(" + join(parts, " OR ") + ")";
+  return parts.size() == 1 ? parts[0] : "(" + join_sql(parts, " OR ") + ")";
 }
 
 bool SqlCompiler::single_valued(const SearchParam& p) {

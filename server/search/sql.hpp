@@ -71,6 +71,8 @@ class SqlCompiler {
 
 // The half-width of the range a decimal's written precision implies ("100" -> 0.5, "1.50" -> 0.005).
 double implied_half_width(std::string_view decimal);
+// parts joined by sep (SQL lists and conditions).
+std::string join_sql(const std::vector<std::string>& parts, const char* sep);
 // A LIKE pattern (backslash escapes) matching text that starts with prefix.
 std::string like_prefix(std::string_view prefix);
 
