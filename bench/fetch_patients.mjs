@@ -2,24 +2,29 @@
 // Collects up to LIMIT Patient ids from a kasama server (searchset paging via the "next" link)
 // and fetches each Patient once with GET /fhir/Patient/{id}, writing the exact bytes served to
 // OUT_DIR/www/fhir/Patient/{id} (for nginx) and the ids to OUT_DIR/ids.txt (for wrk).
-//   node fetch_patients.mjs BASE_URL CA_FILE OUT_DIR [LIMIT=1000]
+//   node fetch_patients.mjs BASE_URL CA_FILE DATA_DIR OUT_DIR [LIMIT=1000]
+// DATA_DIR is the server's data dir: its demo-credentials.json gives the bearer token (auth.mjs).
 // Prints one JSON line: {"ids":N,"mean_bytes":B}.
 import fs from 'node:fs';
 import path from 'node:path';
 import https from 'node:https';
+import { tokenSource } from './auth.mjs';
 
-const [base, caFile, out, limitArg] = process.argv.slice(2);
-if (!base || !caFile || !out) {
-  console.error('usage: node fetch_patients.mjs BASE_URL CA_FILE OUT_DIR [LIMIT]');
+const [base, caFile, dataDir, out, limitArg] = process.argv.slice(2);
+if (!base || !caFile || !dataDir || !out) {
+  console.error('usage: node fetch_patients.mjs BASE_URL CA_FILE DATA_DIR OUT_DIR [LIMIT]');
   process.exit(2);
 }
 const limit = Number(limitArg ?? 1000);
-const agent = new https.Agent({ keepAlive: true, maxSockets: 4, ca: fs.readFileSync(caFile) });
+const ca = fs.readFileSync(caFile);
+const agent = new https.Agent({ keepAlive: true, maxSockets: 4, ca });
 const root = base.replace(/\/$/, '');
+const bearer = tokenSource({ base, dataDir, ca });
 
-function get(url) {
+async function get(url) {
+  const token = await bearer();
   return new Promise((resolve, reject) => {
-    https.get(url, { agent, headers: { Accept: 'application/fhir+json' } }, (res) => {
+    https.get(url, { agent, headers: { Accept: 'application/fhir+json', Authorization: `Bearer ${token}` } }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {

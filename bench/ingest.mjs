@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Ingest benchmark client: POSTs the Synthea transaction Bundles to a kasama server and prints
 // one JSON line with the counts and timings.
-//   node ingest.mjs BASE_URL CA_FILE CONCURRENCY SYNTHEA_DIR
+//   node ingest.mjs BASE_URL CA_FILE DATA_DIR CONCURRENCY SYNTHEA_DIR
+// DATA_DIR is the server's data dir: its demo-credentials.json gives the bearer token (auth.mjs).
 // The shared Organization/Practitioner bundles (SYNTHEA_DIR/shared/*.json) go first, one at a
 // time (patient bundles refer to them); then every SYNTHEA_DIR/*.json patient bundle with at most
 // CONCURRENCY requests in flight over keep-alive connections. All files are read into memory
@@ -13,15 +14,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import https from 'node:https';
+import { tokenSource } from './auth.mjs';
 
-const [base, caFile, concArg, dir] = process.argv.slice(2);
-if (!base || !caFile || !concArg || !dir) {
-  console.error('usage: node ingest.mjs BASE_URL CA_FILE CONCURRENCY SYNTHEA_DIR');
+const [base, caFile, dataDir, concArg, dir] = process.argv.slice(2);
+if (!base || !caFile || !dataDir || !concArg || !dir) {
+  console.error('usage: node ingest.mjs BASE_URL CA_FILE DATA_DIR CONCURRENCY SYNTHEA_DIR');
   process.exit(2);
 }
 const concurrency = Math.max(1, Number(concArg));
 const url = new URL(base.replace(/\/$/, '') + '/');
-const agent = new https.Agent({ keepAlive: true, maxSockets: concurrency, ca: fs.readFileSync(caFile) });
+const ca = fs.readFileSync(caFile);
+const agent = new https.Agent({ keepAlive: true, maxSockets: concurrency, ca });
+const bearer = tokenSource({ base, dataDir, ca });
 
 function load(d) {
   return fs.readdirSync(d)
@@ -60,13 +64,14 @@ const syntheticN = /^synthetic:(\d+)$/.exec(dir);
 const shared = syntheticN ? [] : load(path.join(dir, 'shared'));
 const patients = syntheticN ? synthetic(Number(syntheticN[1])) : load(dir);
 
-function post(b) {
+function post(b, token) {
   return new Promise((resolve) => {
     const t0 = process.hrtime.bigint();
     const req = https.request(url, {
       method: 'POST',
       agent,
       headers: {
+        Authorization: `Bearer ${token}`,
         'Content-Type': 'application/fhir+json',
         Accept: 'application/fhir+json',
         Prefer: 'return=minimal',
@@ -102,7 +107,7 @@ function post(b) {
 const lat = [];
 let resources = 0, bundles = 0, errors = 0;
 async function run(b) {
-  const r = await post(b);
+  const r = await post(b, await bearer()); // cached (fetched before the clock started)
   lat.push(r.ms);
   if (r.ok) {
     resources += b.entries;
@@ -113,6 +118,7 @@ async function run(b) {
   }
 }
 
+await bearer(); // before the clock starts
 const t0 = process.hrtime.bigint();
 for (const b of shared) await run(b);
 const tShared = process.hrtime.bigint();

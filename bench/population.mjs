@@ -13,7 +13,9 @@
 //     --concurrency K    Bundles in flight (default 4), keep-alive TLS connections
 //     --slice N          report the ingest rate every N resources (default 50000)
 //     --ca FILE          CA certificate (default: NODE_EXTRA_CA_CERTS, as the e2e tests do)
-//     --data-dir DIR     server data dir (server.pid, mariadb/mariadbd.pid): per-slice CPU split
+//     --data-dir DIR     server data dir: demo-credentials.json for the bearer token (auth.mjs;
+//                        required unless --dry-run), server.pid and mariadb/mariadbd.pid for the
+//                        per-slice CPU split
 //     --out FILE         JSON result (default bench/results/population-latest.json)
 //     --no-verify        skip the before/after _summary=count check per resource type
 //     --dry-run          generate only (no server): print the mix (resources per patient, share of
@@ -34,6 +36,7 @@ import https from 'node:https';
 import { fileURLToPath } from 'node:url';
 import { cliArgs } from './cli.mjs';
 import { cpuMeter } from './cpu.mjs';
+import { tokenSource } from './auth.mjs';
 import { rng } from '../tests/e2e/lib/random.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -393,11 +396,23 @@ const cpuSince = cpu.since;
 const agentOpts = { keepAlive: true, maxSockets: concurrency };
 if (args.ca) agentOpts.ca = fs.readFileSync(args.ca);
 const agent = new https.Agent(agentOpts);
+if (!args['data-dir']) {
+  console.error('population: --data-dir DIR is needed for the bearer token (DIR/demo-credentials.json)');
+  process.exit(2);
+}
+const bearer = tokenSource({ base, dataDir: args['data-dir'], ca: agentOpts.ca });
+try {
+  await bearer();
+} catch (e) {
+  console.error(`population: ${e.message}`);
+  process.exit(1);
+}
 
-function request(method, url, body) {
+async function request(method, url, body) {
+  const token = await bearer(); // cached; renewed before it expires, outside the timing
   return new Promise((resolve) => {
     const t0 = process.hrtime.bigint();
-    const headers = { Accept: 'application/fhir+json' };
+    const headers = { Accept: 'application/fhir+json', Authorization: `Bearer ${token}` };
     if (body) Object.assign(headers, { 'Content-Type': 'application/fhir+json', Prefer: 'return=minimal', 'Content-Length': body.length });
     const req = https.request(url, { method, agent, headers }, (res) => {
       const chunks = [];

@@ -1,5 +1,6 @@
 -- wrk script: GET PREFIX{id} rotating through the ids in a file (one a line).
 --   wrk ... -s rotate.lua https://host:port -- IDS_FILE PREFIX
+-- Headers given with -H (run.sh: Authorization) are sent too.
 -- Each wrk thread starts at a different offset so the threads do not walk in lockstep.
 local ids = {}
 local i = 0
@@ -19,6 +20,10 @@ function init(args)
     if #line > 0 then ids[#ids + 1] = line end
   end
   if #ids == 0 then error("no ids in " .. file) end
+  -- wrk.format() sends only the table it is given: add the -H headers to ours.
+  for k, v in pairs(wrk.headers) do
+    if headers[k] == nil then headers[k] = v end
+  end
   i = ((thread_no or 0) * 7919) % #ids
 end
 

@@ -173,7 +173,7 @@ if [ -d "$synthea/shared" ] && compgen -G "$synthea/*.json" >/dev/null; then
       # shellcheck disable=SC2046
       cpu_begin $(server_pids "$srv_dir")
       rc=0
-      timeout 300 node "$bench/ingest.mjs" "$base" "$srv_dir/tls/server.crt" "$c" "$synthea" >"$tmp/ingest.json" || rc=$?
+      timeout 300 node "$bench/ingest.mjs" "$base" "$srv_dir/tls/server.crt" "$srv_dir" "$c" "$synthea" >"$tmp/ingest.json" || rc=$?
       cpu_end
       if [ "$rc" -ne 0 ] || [ ! -s "$tmp/ingest.json" ]; then
         echo "bench: ingest run failed (exit $rc); server log tail:" >&2
@@ -192,15 +192,20 @@ else
   log "ingest: SKIPPED, $ingest_skipped; loading 1000 generated Patients for the read benchmark"
   start_server read
   base=https://127.0.0.1:$srv_port/fhir
-  timeout 300 node "$bench/ingest.mjs" "$base" "$srv_dir/tls/server.crt" 4 synthetic:1000 >/dev/null
+  timeout 300 node "$bench/ingest.mjs" "$base" "$srv_dir/tls/server.crt" "$srv_dir" 4 synthetic:1000 >/dev/null
 fi
 
 # ---------------------------------------------------------------- 2. reads
 # The server of the last ingest run (or the generated Patients) serves the reads.
-ids_json=$(node "$bench/fetch_patients.mjs" "$base" "$srv_dir/tls/server.crt" "$tmp/read" "$read_ids")
+ids_json=$(node "$bench/fetch_patients.mjs" "$base" "$srv_dir/tls/server.crt" "$srv_dir" "$tmp/read" "$read_ids")
 n_ids=$(node -e 'console.log(JSON.parse(process.argv[1]).ids)' "$ids_json")
 mean_bytes=$(node -e 'console.log(JSON.parse(process.argv[1]).mean_bytes)' "$ids_json")
 log "read: $n_ids Patient ids, mean body $mean_bytes bytes"
+# The FHIR API needs a bearer token: the system token of the server's demo backend client
+# (server.sh starts it with KASAMA_DEMO_DATA=accounts; backend tokens last an hour there). nginx
+# gets the same header, so that both servers still get the identical command.
+token=$(node "$bench/auth.mjs" "$base" "$srv_dir/tls/server.crt" "$srv_dir")
+auth_header="Authorization: Bearer $token"
 
 ngx=$tmp/nginx
 mkdir -p "$ngx/tmp"
@@ -220,14 +225,15 @@ done
 nginx_worker=$(pgrep -P "$nginx_pid" | head -n1)
 # Both must serve byte-identical bodies, or the comparison means nothing.
 first=$(head -n1 "$tmp/read/ids.txt")
-cmp -s <(curl -sk "https://127.0.0.1:$srv_port/fhir/Patient/$first") <(curl -sk "https://127.0.0.1:$nginx_port/fhir/Patient/$first") ||
+cmp -s <(curl -sk -H "$auth_header" "https://127.0.0.1:$srv_port/fhir/Patient/$first") \
+  <(curl -sk -H "$auth_header" "https://127.0.0.1:$nginx_port/fhir/Patient/$first") ||
   { echo "bench: kasama and nginx serve different bodies for Patient/$first" >&2; exit 1; }
 
 run_wrk() { # run_wrk TARGET PORT DURATION_ARGS... -> WRK_LINE
   local target=$1 port=$2
   shift 2
   local out=$tmp/wrk-$target.txt
-  timeout 120 wrk "$@" --latency -s "$bench/rotate.lua" "https://127.0.0.1:$port" -- "$tmp/read/ids.txt" >"$out" 2>&1 ||
+  timeout 120 wrk "$@" -H "$auth_header" --latency -s "$bench/rotate.lua" "https://127.0.0.1:$port" -- "$tmp/read/ids.txt" >"$out" 2>&1 ||
     { echo "bench: wrk failed against $target:" >&2; cat "$out" >&2; return 1; }
   WRK_LINE=$(sed -n 's/^WRK_JSON //p' "$out")
   [ -n "$WRK_LINE" ] || { echo "bench: no result from wrk:" >&2; cat "$out" >&2; return 1; }

@@ -117,11 +117,15 @@ else
 fi
 started=1
 export NODE_EXTRA_CA_CERTS=$srv_dir/tls/server.crt
+# The FHIR API needs a bearer token: curl gets the system token of the server's demo backend client
+# (server.sh starts it with KASAMA_DEMO_DATA=accounts); population.mjs and search_bench.mjs take
+# theirs from the same $srv_dir/demo-credentials.json (--data-dir).
+token=$(node "$bench/auth.mjs" "$base" "$NODE_EXTRA_CA_CERTS" "$srv_dir")
 
 # ---------------------------------------------------------------- 1. load
 ingest_json=$tmp/population.json
 count_of() { # total of a search, e.g. count_of "Patient?_summary=count"
-  curl -sf --cacert "$NODE_EXTRA_CA_CERTS" "$base/$1" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).total))'
+  curl -sf --cacert "$NODE_EXTRA_CA_CERTS" -H "Authorization: Bearer $token" "$base/$1" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).total))'
 }
 to_load=$resources start_index=0
 if [ -n "$reuse_dir" ]; then

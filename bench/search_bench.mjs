@@ -14,7 +14,8 @@
 //     --shapes LIST    comma-separated shape names to run (default all; see the table below)
 //     --count-code C   LOINC code of the counting shape (default 4548-4, ~5 % of Observations)
 //     --ca FILE        CA certificate (default: NODE_EXTRA_CA_CERTS)
-//     --data-dir DIR   server data dir (server.pid, mariadb/mariadbd.pid): CPU split per shape
+//     --data-dir DIR   server data dir: demo-credentials.json for the bearer token (auth.mjs;
+//                      required), server.pid and mariadb/mariadbd.pid for the CPU split per shape
 //     --ingest FILE    population.mjs result to include in the JSON and summary
 //     --meta FILE      JSON object merged into the result (search.sh: binary, git, server settings)
 //     --out FILE       JSON result (default bench/results/search-latest.json)
@@ -30,6 +31,7 @@ import { execSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { cliArgs } from './cli.mjs';
 import { cpuMeter } from './cpu.mjs';
+import { tokenSource } from './auth.mjs';
 import { rng } from '../tests/e2e/lib/random.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -62,12 +64,24 @@ const cpuSince = cpu.since;
 const agentOpts = { keepAlive: true, maxSockets: clients };
 if (args.ca) agentOpts.ca = fs.readFileSync(args.ca);
 const agent = new https.Agent(agentOpts);
+if (!args['data-dir']) {
+  console.error('search_bench: --data-dir DIR is needed for the bearer token (DIR/demo-credentials.json)');
+  process.exit(2);
+}
+const bearer = tokenSource({ base, dataDir: args['data-dir'], ca: agentOpts.ca });
+try {
+  await bearer();
+} catch (e) {
+  console.error(`search_bench: ${e.message}`);
+  process.exit(1);
+}
 
-function get(rel) {
+async function get(rel) {
+  const token = await bearer(); // cached; renewed before it expires, outside the timing
   return new Promise((resolve) => {
     const url = /^https?:/.test(rel) ? rel : `${base}/${rel}`;
     const t0 = process.hrtime.bigint();
-    https.get(url, { agent, headers: { Accept: 'application/fhir+json' } }, (res) => {
+    https.get(url, { agent, headers: { Accept: 'application/fhir+json', Authorization: `Bearer ${token}` } }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks), ms: Number(process.hrtime.bigint() - t0) / 1e6 }));

@@ -59,7 +59,23 @@ Config Config::from_env() {
       throw std::invalid_argument("KASAMA_REF_INTEGRITY must be off, delete or strict");
   }
   c.slow_search_ms = static_cast<unsigned>(number("KASAMA_SLOW_SEARCH_MS", c.slow_search_ms, 0, 3'600'000));
-  if (auto v = env("KASAMA_DEMO_DATA")) c.demo_data = std::string(v) != "0" && std::string(v) != "off";
+  if (auto v = env("KASAMA_DEMO_DATA")) {
+    const std::string d = v;
+    if (d == "0" || d == "off") {
+      c.demo_data = DemoData::kOff;
+    } else if (d == "accounts") {
+      c.demo_data = DemoData::kAccounts;
+    } else if (d == "1" || d == "on") {
+      c.demo_data = DemoData::kAll;
+    } else {
+      throw std::invalid_argument("KASAMA_DEMO_DATA must be 1, accounts or 0");
+    }
+  }
+  // idle sessions lock after at most 15 minutes; shorter is allowed (tests use seconds).
+  c.idle_timeout_s = static_cast<unsigned>(number("KASAMA_IDLE_TIMEOUT", c.idle_timeout_s, 1, 900));
+  c.access_token_s = static_cast<unsigned>(number("KASAMA_ACCESS_TOKEN_LIFETIME", c.access_token_s, 1, 86400));
+  c.backend_token_s = static_cast<unsigned>(number("KASAMA_BACKEND_TOKEN_LIFETIME", c.backend_token_s, 1, 3600));
+  c.token_cache_ms = static_cast<unsigned>(number("KASAMA_TOKEN_CACHE_MS", c.token_cache_ms, 0, 60000));
   return c;
 }
 

@@ -6,6 +6,9 @@
 namespace kasama::server {
 
 enum class RefIntegrity { kOff, kDelete, kStrict };
+// KASAMA_DEMO_DATA: 1 = demo accounts and records (the embedded default), accounts = demo
+// accounts and clients only (the test fixtures), 0 = nothing. Never with KASAMA_DB.
+enum class DemoData { kOff, kAccounts, kAll };
 
 struct Config {
   unsigned port = 8443;
@@ -24,7 +27,11 @@ struct Config {
   unsigned max_count = 1000;
   unsigned slow_search_ms = 1000;  // KASAMA_SLOW_SEARCH_MS: search SQL slower than this is logged (0 = all)
   RefIntegrity ref_integrity = RefIntegrity::kStrict;
-  bool demo_data = true;
+  DemoData demo_data = DemoData::kAll;
+  unsigned idle_timeout_s = 900;   // KASAMA_IDLE_TIMEOUT: sessions and user tokens (R-17: at most 900)
+  unsigned access_token_s = 3600;  // KASAMA_ACCESS_TOKEN_LIFETIME: user access tokens, absolute
+  unsigned backend_token_s = 300;  // KASAMA_BACKEND_TOKEN_LIFETIME: client_credentials tokens
+  unsigned token_cache_ms = 1000;  // KASAMA_TOKEN_CACHE_MS: how long another process's revocation may go unseen
   unsigned tenant = 1;
 
   static Config from_env();  // throws std::invalid_argument naming the variable

@@ -7,15 +7,20 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <sstream>
 
 #include "resources/type_model.hpp"
+#include "server/auth/api.hpp"
+#include "server/auth/auth_service.hpp"
 #include "server/config.hpp"
 #include "server/http/http_server.hpp"
 #include "server/interactions/service.hpp"
 #include "server/log.hpp"
+#include "server/ops/demo_accounts.hpp"
 #include "server/ops/demo_data.hpp"
 #include "server/ops/reindex.hpp"
 #include "server/storage/db.hpp"
@@ -28,9 +33,16 @@ using namespace kasama;
 
 int main(int argc, char** argv) {
   // `kasama-server reindex [Type]`: rebuild the search index and exit.
-  const bool reindex_only = argc >= 2 && std::string(argv[1]) == "reindex";
-  if (argc >= 2 && !reindex_only) {
-    std::fprintf(stderr, "usage: %s [reindex [ResourceType]]  (settings come from KASAMA_* variables)\n", argv[0]);
+  // `kasama-server bootstrap-owner NAME`: create the first owner account, print its one-time
+  // initial password (JSON) and exit; refused once an owner exists.
+  const std::string command = argc >= 2 ? argv[1] : "";
+  const bool reindex_only = command == "reindex";
+  const bool bootstrap = command == "bootstrap-owner";
+  if ((argc >= 2 && !reindex_only && !bootstrap) || (bootstrap && argc != 3)) {
+    std::fprintf(stderr,
+                 "usage: %s [reindex [ResourceType] | bootstrap-owner NAME]  (settings come from KASAMA_* "
+                 "variables)\n",
+                 argv[0]);
     return 2;
   }
   sigset_t signals;
@@ -66,7 +78,37 @@ int main(int argc, char** argv) {
     }
     storage::ConnectionPool pool(app, config.db_pool);
     storage::ResourceCache cache(config.cache_bytes);
-    server::Services services(config, pool, cache);
+    auth::AuthSettings auth_settings;
+    auth_settings.idle = std::chrono::seconds(config.idle_timeout_s);
+    auth_settings.access_lifetime = std::chrono::seconds(config.access_token_s);
+    auth_settings.backend_lifetime = std::chrono::seconds(config.backend_token_s);
+    auth_settings.token_cache_ttl = std::chrono::milliseconds(config.token_cache_ms);
+    auth::AuthService auth(pool, config.tenant, auth_settings);
+    server::Services services(config, pool, cache, &auth);
+    const auto finish_cli = [&]() {
+      pool.close();
+      if (embedded && !embedded->adopted()) embedded->stop();
+      mysql_library_end();
+    };
+    if (bootstrap) {
+      try {
+        auto issued = auth.bootstrap_owner(argv[2]);
+        std::printf("%s\n", resources::dump_json(resources::Json{{"id", issued.account_id},
+                                                                 {"initialPassword", issued.password},
+                                                                 {"role", "owner"},
+                                                                 {"note",
+                                                                  "Shown once. Change it at first login (R-13) "
+                                                                  "and set up TOTP."}},
+                                                 2)
+                                .c_str());
+      } catch (const auth::AuthError& e) {
+        std::fprintf(stderr, "bootstrap-owner: %s\n", e.what());
+        finish_cli();
+        return 1;
+      }
+      finish_cli();
+      return 0;
+    }
     if (reindex_only) {
       const std::string type = argc >= 3 ? argv[2] : "";
       if (!type.empty() && !model.is_resource_type(type)) throw std::runtime_error(type + " is not a resource type");
@@ -74,14 +116,15 @@ int main(int argc, char** argv) {
         if (n % 10000 == 0) server::log_info("reindex: " + std::to_string(n) + " resources");
       });
       std::printf("reindexed %llu resources in %.1f s\n", static_cast<unsigned long long>(r.resources), r.seconds);
-      pool.close();
-      if (embedded) embedded->stop();
-      mysql_library_end();
+      finish_cli();
       return 0;
     }
     server::reindex_if_registry_changed(services);
     server::FhirService service(services);
-    if (embedded && config.demo_data) {
+    server::AuthApi api(auth, service);
+    const std::string demo_credentials = config.data_dir + "/demo-credentials.json";
+    // Demo data only on the embedded default, never with KASAMA_DB (a real deployment).
+    if (embedded && config.demo_data == server::DemoData::kAll) {
       int loaded = server::load_demo_data(service);
       if (loaded > 0) server::log_info("demo data loaded: " + std::to_string(loaded) + " resources");
     }
@@ -94,17 +137,45 @@ int main(int argc, char** argv) {
         return std::string("database: ") + e.what();
       }
     };
-    server::HttpServer http(config, service, health);
+    if (embedded && config.demo_data != server::DemoData::kOff) {
+      server::create_demo_accounts(auth, service, demo_credentials, "https://localhost:" + std::to_string(config.port));
+    }
+    server::HttpServer http(config, service, &api, health);
     http.start();
+    const bool have_demo =
+        embedded && config.demo_data != server::DemoData::kOff && std::filesystem::exists(demo_credentials);
     const std::string url = "https://localhost:" + std::to_string(http.port()) + "/fhir";
     server::log_info(std::string("Kasama FHIR server ") + server::kVersion + " ready");
-    std::printf(
-        "\n  FHIR base:   %s\n  Health:      https://localhost:%u/health\n  TLS:         %s\n"
-        "  Accounts:    none yet (accounts and SMART on FHIR come with the identity work)\n"
-        "  Stop:        Ctrl-C\n\n",
-        url.c_str(), http.port(),
-        config.tls_cert.empty() ? (config.data_dir + "/tls/server.crt (self-signed)").c_str()
-                                : config.tls_cert.c_str());
+    std::string banner =
+        "\n  FHIR base:   " + url + "\n  Health:      https://localhost:" + std::to_string(http.port()) +
+        "/health\n  TLS:         " +
+        (config.tls_cert.empty() ? config.data_dir + "/tls/server.crt (self-signed)" : config.tls_cert) +
+        "\n  SMART:       " + url + "/.well-known/smart-configuration\n";
+    if (have_demo) {
+      // The demo IDs and their initial passwords (each must be changed at first login).
+      banner += "  Demo accounts (" + demo_credentials + "; initial passwords, change at first login):\n";
+      std::ifstream f(demo_credentials);
+      std::stringstream text;
+      text << f.rdbuf();
+      auto parsed = resources::parse_json(text.str());
+      if (parsed.ok) {
+        for (const char* role : {"owner", "ops-manager", "secretariat", "sysadmin", "auditor", "org-manager",
+                                 "practitioner", "citizen", "proxy"}) {
+          if (!parsed.value.contains(role)) continue;
+          const auto& a = parsed.value[role];
+          char line[256];
+          std::snprintf(line, sizeof line, "    %-13s %-12s %s\n", role, a.value("id", "").c_str(),
+                        a.value("password", "").c_str());
+          banner += line;
+        }
+        banner += "    backend client " + parsed.value["backend-client"].value("clientId", "") +
+                  " (private_key_jwt ES384), public app " + parsed.value["public-client"].value("clientId", "") + "\n";
+      }
+    } else {
+      banner += "  Accounts:    create the first owner with `kasama-server bootstrap-owner NAME`\n";
+    }
+    banner += "  Stop:        Ctrl-C\n\n";
+    std::fputs(banner.c_str(), stdout);
     std::fflush(stdout);
 
     int sig = 0;

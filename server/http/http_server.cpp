@@ -48,14 +48,16 @@ struct ConnectionSlot {
 // What the connections share: the FHIR side, the limits, and the live connections.
 class ConnectionHub {
  public:
-  ConnectionHub(const Config& c, FhirService& s, const std::function<std::string()>& h, std::atomic<std::size_t>& n)
-      : config(c), service(s), health(h), in_flight(n), handlers(static_cast<std::ptrdiff_t>(c.threads)) {
+  ConnectionHub(const Config& c, FhirService& s, AuthApi* a, const std::function<std::string()>& h,
+                std::atomic<std::size_t>& n)
+      : config(c), service(s), api(a), health(h), in_flight(n), handlers(static_cast<std::ptrdiff_t>(c.threads)) {
     limits.max_body = c.max_body;
     limits.max_discard = 4 * static_cast<std::uint64_t>(c.max_body);
   }
 
   const Config& config;
   FhirService& service;
+  AuthApi* api;  // identity endpoints (/auth, /admin, SMART discovery); null: none
   const std::function<std::string()>& health;
   std::atomic<std::size_t>& in_flight;
   HttpLimits limits;
@@ -420,13 +422,29 @@ class Connection final : public Poco::Net::TCPServerConnection {
     const std::string* given_id = http.field("x-request-id");
     req.request_id = given_id && sane_request_id(*given_id) ? *given_id : new_resource_id();
     bool pretty = false;
+    bool cors = false;
     const bool head = http.method == "HEAD";
     try {
       const std::string& uri = http.target;
       const auto q = uri.find('?');
       const std::string_view raw_path = std::string_view(uri).substr(0, q);
-      if (raw_path == "/health" || raw_path == "/fhir/health") {
+      const std::string host = http.host.empty() ? "localhost:" + std::to_string(hub_.port) : http.host;
+      cors = http.field("origin") != nullptr && cors_path(raw_path);
+      if (cors && http.method == "OPTIONS" && http.field("access-control-request-method")) {
+        resp = preflight_response();
+      } else if (raw_path == "/health" || raw_path == "/fhir/health") {
         resp = health_response();
+      } else if (hub_.api && AuthApi::owns(raw_path)) {
+        req.method = http.method;
+        split_url(std::string_view(uri).substr(1), req.segments, req.params);
+        req.headers = std::move(http.fields);
+        req.origin = "https://" + host;
+        req.base_url = hub_.config.base_url.empty() ? req.origin + "/fhir" : hub_.config.base_url;
+        req.peer = peer_host();
+        if (http.body_too_large) throw FhirError(413, "too-costly", "The body is larger than this server accepts");
+        req.body = std::move(http.body);
+        HandlerSlot handler(hub_.handlers);
+        resp = hub_.api->handle(req);
       } else {
         if (raw_path != "/fhir" && !raw_path.starts_with("/fhir/")) {
           throw FhirError(404, "not-found", "Not a FHIR endpoint: the FHIR base is /fhir");
@@ -434,12 +452,9 @@ class Connection final : public Poco::Net::TCPServerConnection {
         req.method = http.method;
         split_url(std::string_view(uri).substr(5), req.segments, req.params);  // below /fhir, with the query
         req.headers = std::move(http.fields);
-        if (hub_.config.base_url.empty()) {
-          req.base_url =
-              "https://" + (http.host.empty() ? "localhost:" + std::to_string(hub_.port) : http.host) + "/fhir";
-        } else {
-          req.base_url = hub_.config.base_url;
-        }
+        req.origin = "https://" + host;
+        req.base_url = hub_.config.base_url.empty() ? req.origin + "/fhir" : hub_.config.base_url;
+        req.peer = peer_host();
         if (const std::string* p = req.param("_pretty")) pretty = *p == "true";
         negotiate(req);
         if (http.body_too_large) {
@@ -456,6 +471,7 @@ class Connection final : public Poco::Net::TCPServerConnection {
     } catch (FhirError& e) {
       resp = error_response(e.status(), outcome_json(e.issues()));
       resp.allow = e.allow;
+      resp.headers = e.headers;
     } catch (const storage::DbError& e) {
       log_error("request " + req.request_id + " " + req.method + " /" + req.path() + peer() +
                 ": database: " + e.what());
@@ -468,8 +484,33 @@ class Connection final : public Poco::Net::TCPServerConnection {
       resp =
           error_response(500, outcome_json("error", "exception", "Internal error (request id " + req.request_id + ")"));
     }
+    if (cors) {
+      // Browser apps (SMART on FHIR) on other origins call the FHIR API and the token
+      // endpoint with bearer tokens, never cookies: any origin may read the answers.
+      resp.headers.emplace_back("Access-Control-Allow-Origin", "*");
+      resp.headers.emplace_back("Access-Control-Expose-Headers",
+                                "Location, Content-Location, ETag, Last-Modified, WWW-Authenticate, X-Request-Id");
+    }
     keep_alive = http.keep_alive && !hub_.stopping.load();
     return send_response(resp, req.request_id, pretty, head, keep_alive, http.minor_version);
+  }
+
+  // The paths a browser app on another origin may call (CORS): the FHIR API, SMART discovery
+  // and the token endpoints. Not the login and consent pages, nor the account API.
+  static bool cors_path(std::string_view path) {
+    return path == "/fhir" || path.starts_with("/fhir/") || path == "/auth/token" || path == "/auth/jwks" ||
+           path == "/auth/introspect" || path == "/auth/revoke";
+  }
+
+  static RestResponse preflight_response() {
+    RestResponse r;
+    r.status = 204;
+    r.headers = {{"Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE"},
+                 {"Access-Control-Allow-Headers",
+                  "Authorization, Content-Type, Accept, Prefer, If-Match, If-None-Match, If-None-Exist, "
+                  "If-Modified-Since, X-Request-Id"},
+                 {"Access-Control-Max-Age", "600"}};
+    return r;
   }
 
   RestResponse health_response() {
@@ -511,6 +552,7 @@ class Connection final : public Poco::Net::TCPServerConnection {
     append_field(out, "Cache-Control", "no-store");
     if (!r.version_id.empty()) append_field(out, "ETag", "W/\"" + r.version_id + "\"");
     if (!r.allow.empty()) append_field(out, "Allow", r.allow);
+    for (const auto& [name, value] : r.headers) append_field(out, name, value);
     if (r.last_modified) append_field(out, "Last-Modified", resources::format_http_date(*r.last_modified));
     if (!r.location.empty()) {
       append_field(out, "Location", r.location);
@@ -567,6 +609,18 @@ class Connection final : public Poco::Net::TCPServerConnection {
     }
   }
 
+  // The client's address (throttling of logins, audit), asked once per connection.
+  const std::string& peer_host() {
+    if (peer_host_.empty()) {
+      try {
+        peer_host_ = socket().peerAddress().host().toString();
+      } catch (const std::exception&) {
+        peer_host_ = "unknown";
+      }
+    }
+    return peer_host_;
+  }
+
   // For log lines only: asked of the kernel at most once per connection.
   std::string peer() {
     if (peer_.empty()) {
@@ -583,6 +637,7 @@ class Connection final : public Poco::Net::TCPServerConnection {
   HttpRequestParser parser_;
   std::string out_;
   std::string peer_;
+  std::string peer_host_;
 };
 
 class ConnectionFactory final : public Poco::Net::TCPServerConnectionFactory {
@@ -598,8 +653,8 @@ class ConnectionFactory final : public Poco::Net::TCPServerConnectionFactory {
 
 }  // namespace
 
-HttpServer::HttpServer(const Config& config, FhirService& service, std::function<std::string()> health)
-    : config_(config), service_(service), health_(std::move(health)) {}
+HttpServer::HttpServer(const Config& config, FhirService& service, AuthApi* api, std::function<std::string()> health)
+    : config_(config), service_(service), api_(api), health_(std::move(health)) {}
 
 HttpServer::~HttpServer() {
   if (server_) stop(std::chrono::seconds(0));
@@ -628,7 +683,7 @@ void HttpServer::start() {
   Poco::Net::SecureServerSocket socket(Poco::Net::SocketAddress(config_.bind, static_cast<Poco::UInt16>(config_.port)),
                                        1024, tls);
 
-  hub_ = std::make_unique<ConnectionHub>(config_, service_, health_, in_flight_);
+  hub_ = std::make_unique<ConnectionHub>(config_, service_, api_, health_, in_flight_);
   hub_->listener = socket;
   hub_->port = socket.address().port();  // before the first connection can ask for it
   // A thread per connection, idle keep-alive ones included: many more than KASAMA_THREADS,

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "server/auth/api.hpp"
 #include "server/config.hpp"
 #include "server/interactions/service.hpp"
 
@@ -26,7 +27,8 @@ class ConnectionHub;
 class HttpServer {
  public:
   // health: returns an empty string when healthy, else what is wrong.
-  HttpServer(const Config& config, FhirService& service, std::function<std::string()> health);
+  // api: the identity endpoints (/auth, /admin, SMART discovery); null serves FHIR only.
+  HttpServer(const Config& config, FhirService& service, AuthApi* api, std::function<std::string()> health);
   ~HttpServer();
 
   void start();
@@ -38,6 +40,7 @@ class HttpServer {
  private:
   const Config& config_;
   FhirService& service_;
+  AuthApi* api_;
   std::function<std::string()> health_;
   std::unique_ptr<ConnectionHub> hub_;
   std::unique_ptr<Poco::ThreadPool> pool_;

@@ -128,6 +128,9 @@ RestRequest entry_request(const Entry& e, const RestRequest& outer) {
   if (const std::string* prefer = outer.header("prefer")) r.headers.emplace_back("prefer", *prefer);
   r.base_url = outer.base_url;
   r.request_id = outer.request_id;
+  r.peer = outer.peer;
+  r.origin = outer.origin;
+  r.principal = outer.principal;
   if (e.resource) r.resource = *e.resource;
   return r;
 }

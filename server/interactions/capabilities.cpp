@@ -14,6 +14,30 @@
 namespace kasama::server {
 namespace {
 
+// SMART on FHIR's security element: the OAuth endpoints as the oauth-uris extension.
+Json security_json(const std::string& base_url) {
+  const auto scheme = base_url.find("://");
+  const std::string origin =
+      scheme == std::string::npos ? base_url : base_url.substr(0, base_url.find('/', scheme + 3));
+  return Json{
+      {"cors", true},
+      {"service",
+       Json::array({Json{
+           {"coding", Json::array({Json{{"system", "http://terminology.hl7.org/CodeSystem/restful-security-service"},
+                                        {"code", "SMART-on-FHIR"}}})}}})},
+      {"description",
+       "Every interaction but this CapabilityStatement needs a bearer token (SMART App Launch 2: authorization code "
+       "with PKCE S256, client_credentials with private_key_jwt or client_secret_basic). Discovery: "
+       "[base]/.well-known/smart-configuration."},
+      {"extension",
+       Json::array(
+           {Json{{"url", "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"},
+                 {"extension", Json::array({Json{{"url", "authorize"}, {"valueUri", origin + "/auth/authorize"}},
+                                            Json{{"url", "token"}, {"valueUri", origin + "/auth/token"}},
+                                            Json{{"url", "introspect"}, {"valueUri", origin + "/auth/introspect"}},
+                                            Json{{"url", "revoke"}, {"valueUri", origin + "/auth/revoke"}}})}}})}};
+}
+
 std::string build(const std::string& base_url, const Config& config) {
   const auto& model = resources::TypeModel::instance();
   Json resources_json = Json::array();
@@ -108,6 +132,7 @@ std::string build(const std::string& base_url, const Config& config) {
                   "a stable order. Not supported: _contained, _containedType, _text, _content, _list, "
                   "_query, _filter, token :in/:not-in/:above/:below (no terminology service), three-part "
                   "composites, unit conversion of quantities."},
+             {"security", security_json(base_url)},
              {"compartment", Json::array({"http://hl7.org/fhir/CompartmentDefinition/patient"})},
              {"searchParam", Json::array({{{"name", "_type"},
                                            {"type", "token"},

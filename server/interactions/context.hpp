@@ -14,15 +14,20 @@
 #include "server/storage/resource_cache.hpp"
 #include "server/storage/resource_store.hpp"
 
+namespace kasama::auth {
+class AuthService;
+}
+
 namespace kasama::server {
 
 struct Services {
-  Services(const Config& c, storage::ConnectionPool& p, storage::ResourceCache& rc)
-      : config(c), pool(p), cache(rc), store(c.tenant) {}
+  Services(const Config& c, storage::ConnectionPool& p, storage::ResourceCache& rc, auth::AuthService* a = nullptr)
+      : config(c), pool(p), cache(rc), store(c.tenant), auth(a) {}
   const Config& config;
   storage::ConnectionPool& pool;
   storage::ResourceCache& cache;
   storage::ResourceStore store;
+  auth::AuthService* auth;  // bearer tokens of FHIR requests; null only where no request comes from outside
 };
 
 class Context {

@@ -1,6 +1,7 @@
 #pragma once
 // The FHIR REST request and response as the interactions see them: no HTTP library types,
 // so that a Bundle entry is handled by exactly the same code as a request on the wire.
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "resources/json.hpp"
+#include "server/auth/principal.hpp"
 
 namespace kasama::server {
 
@@ -34,8 +36,9 @@ class FhirError : public std::runtime_error {
         status_(status),
         issues_(std::move(issues)) {}
   int status() const { return status_; }
-  int entry = -1;     // the transaction Bundle entry at fault, when known
-  std::string allow;  // 405: the methods the path takes (the Allow header)
+  int entry = -1;                                            // the transaction Bundle entry at fault, when known
+  std::string allow;                                         // 405: the methods the path takes (the Allow header)
+  std::vector<std::pair<std::string, std::string>> headers;  // more response fields (WWW-Authenticate)
   const std::vector<Issue>& issues() const { return issues_; }
   std::vector<Issue>& issues() { return issues_; }
 
@@ -54,6 +57,11 @@ struct RestRequest {
   std::string base_url;          // e.g. https://localhost:8443/fhir
   std::string request_id;
   std::string assigned_id;  // create: the id a transaction already assigned (urn:uuid mapping)
+  std::string peer;         // the client's address (throttling, audit)
+  std::string origin;       // https://host[:port], for the server's own non-FHIR URLs
+  // Who is asking: set by FhirService::handle from the bearer token (or the server itself),
+  // shared by a Bundle's entries.
+  std::shared_ptr<const auth::Principal> principal;
 
   const std::string* header(std::string_view lower_name) const;
   const std::string* param(std::string_view name) const;
@@ -71,6 +79,7 @@ struct RestResponse {
   std::string content_type = "application/fhir+json; charset=utf-8";
   std::string allow;  // Allow header (405)
   bool body_is_outcome = false;
+  std::vector<std::pair<std::string, std::string>> headers;  // more fields (Set-Cookie, WWW-Authenticate, …)
 };
 
 std::string status_text(int status);  // "201 Created"

@@ -1,12 +1,16 @@
 #include "server/interactions/service.hpp"
 
+#include "server/auth/auth_service.hpp"
+#include "server/interactions/authorize.hpp"
 #include "server/interactions/support.hpp"
 #include "server/ops/reindex.hpp"
 
 namespace kasama::server {
 
-RestResponse FhirService::dispatch(Context& ctx, const RestRequest& req, const Route& r) {
+RestResponse FhirService::dispatch(Context& ctx, const RestRequest& req, const Route& route_in) {
   ctx.base_url = req.base_url;
+  Route r = route_in;
+  authorize(ctx, req, r);  // every interaction, also each entry of a batch or transaction
   switch (r.kind) {
     case Kind::kCapabilities:
       return capabilities(ctx, req, r);
@@ -83,10 +87,42 @@ RestResponse FhirService::run_read(const RestRequest& req, const Route& r) {
   return dispatch(ctx, req, r);
 }
 
+namespace {
+
+[[noreturn]] void unauthorized(const std::string& error, const std::string& why) {
+  FhirError e(401, "login", why);
+  e.headers.emplace_back("WWW-Authenticate", error.empty() ? "Bearer realm=\"kasama\""
+                                                           : "Bearer realm=\"kasama\", error=\"" + error + "\"");
+  throw e;
+}
+
+}  // namespace
+
+void FhirService::authenticate(RestRequest& req) {
+  if (!svc_.auth) throw FhirError(500, "exception", "no authentication service");
+  const std::string* h = req.header("authorization");
+  if (!h) unauthorized("", "認証が必要です / a bearer token is required (Authorization: Bearer …)");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (h->size() <= kBearer.size() || !std::equal(kBearer.begin(), kBearer.end(), h->begin(), [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+      })) {
+    unauthorized("invalid_request", "Authorization must be a Bearer token");
+  }
+  auto p = svc_.auth->check_token(h->substr(kBearer.size()), "access");
+  if (!p) {
+    unauthorized(
+        "invalid_token",
+        "トークンが無効です(期限切れ・失効・利用停止) / the token is unknown, expired, idle too long, revoked, "
+        "or its account or terminal is no longer active");
+  }
+  req.principal = std::move(p);
+}
+
 RestResponse FhirService::handle(RestRequest& req) {
   const Route r = route(req);
-  // Later: the principal (auth) and the access decision come in here, before dispatch;
-  // the audit record is written on the way out.
+  // Only the CapabilityStatement is public; everything else needs a valid access token.
+  // The audit record (issue 5) is written on the way out.
+  if (r.kind != Kind::kCapabilities && !req.principal) authenticate(req);
   if (r.kind == Kind::kBatchOrTransaction) return process_bundle(*this, req);
   return is_write(r.kind) ? run_write(req, r) : run_read(req, r);
 }

@@ -26,6 +26,8 @@ class FhirService {
   Services& services() { return svc_; }
 
  private:
+  // The bearer token → req.principal; 401 with WWW-Authenticate when missing or invalid.
+  void authenticate(RestRequest& req);
   Services& svc_;
 };
 

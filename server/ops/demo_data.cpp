@@ -29,6 +29,7 @@ int load_demo_data(FhirService& service) {
   req.body = ss.str();
   req.base_url = default_base_url(svc.config);
   req.request_id = "demo-data";
+  req.principal = std::make_shared<const auth::Principal>(auth::internal_principal());
   RestResponse resp = process_bundle(service, req);
   auto parsed = resources::parse_json(resp.body);
   return parsed.ok && parsed.value.contains("entry") ? static_cast<int>(parsed.value["entry"].size()) : 0;

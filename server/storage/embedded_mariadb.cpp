@@ -140,8 +140,9 @@ void EmbeddedMariaDb::start() {
   if (fs::exists(pidfile)) {
     int old = std::atoi(read_file(pidfile).c_str());
     if (alive(old) && is_mariadbd(old)) {
-      pid_ = old;  // left running by an earlier crash of ours: adopt it
+      pid_ = old;  // left running by an earlier crash of ours (or a running server): adopt it
       running_ = true;
+      adopted_ = true;
     } else {
       fs::remove(pidfile);
       fs::remove(socket);

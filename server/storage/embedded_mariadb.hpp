@@ -20,6 +20,10 @@ class EmbeddedMariaDb {
   // Clean InnoDB shutdown: SIGTERM and wait for the process to exit.
   void stop();
 
+  // True when start() found a mariadbd of this datadir already running (a server, or one
+  // left by a crash); a CLI command run beside a live server must not stop it.
+  bool adopted() const { return adopted_; }
+
   DbTarget admin_target(const std::string& database = "") const;
   // Creates the database and the unprivileged server user; returns that user's target.
   DbTarget provision(const std::string& database);
@@ -29,6 +33,7 @@ class EmbeddedMariaDb {
   std::string buffer_pool_;
   int pid_ = 0;
   bool running_ = false;
+  bool adopted_ = false;
 };
 
 }  // namespace kasama::storage

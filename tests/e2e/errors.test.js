@@ -4,10 +4,15 @@
 // stays healthy.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, ORIGIN, uid, freshIdentifier, request, get, post, put } from './lib/client.js';
+import { BASE, ORIGIN, uid, freshIdentifier, request, get, post, put, authLine } from './lib/client.js';
 import { assertOutcome, assertVersion, createPatient, historyVersions, countByIdentifier } from './lib/assertions.js';
 import { rawExchange, target, requestOnFreshConnection, pipelined } from './lib/raw.js';
 import { rng } from './lib/random.js';
+
+// The Authorization line of the system token, for the HTTP heads written by hand below: every
+// request to a non-public endpoint carries it (also a request smuggled inside a body, so that
+// if it were wrongly run it would succeed and be caught). GET /metadata stays without one.
+const AUTH = await authLine();
 
 const div = (inner) => `<div xmlns=\\"http://www.w3.org/1999/xhtml\\">${inner}</div>`;
 
@@ -220,7 +225,9 @@ describe('rejected requests: method, path, headers, parameters', () => {
       const path = typeof c.path === 'function' ? c.path(ident, existing.id) : c.path;
       const body = typeof c.body === 'function' ? c.body(ident, existing?.id) : c.body;
       // A connection of its own: a server that leaves an unread body behind must not disturb other tests.
-      const res = await requestOnFreshConnection(c.method, path, { body, headers: c.headers });
+      // The CapabilityStatement is public: requests to /metadata go without a token, as before.
+      const headers = /^\/metadata(\?|$)/.test(path) ? { authorization: null, ...c.headers } : c.headers;
+      const res = await requestOnFreshConnection(c.method, path, { body, headers });
       assertOutcome(res, c.status, { expression: c.expression, diagnostics: c.diagnostics });
       if (c.allow) {
         const allow = res.headers.get('allow');
@@ -268,10 +275,10 @@ describe('rejected requests: method, path, headers, parameters', () => {
   for (const c of early) {
     test(`keep-alive connection stays in sync after an early error: ${c.name}`, async () => {
       const ident = freshIdentifier();
-      const smuggled = `POST ${target.pathname}/Patient HTTP/1.1\r\nHost: ${target.host}\r\nContent-Type: application/fhir+json\r\n` +
+      const smuggled = `POST ${target.pathname}/Patient HTTP/1.1\r\nHost: ${target.host}\r\n${AUTH}Content-Type: application/fhir+json\r\n` +
         `Content-Length: ${Buffer.byteLength(JSON.stringify({ resourceType: 'Patient', identifier: [ident] }))}\r\n\r\n` +
         JSON.stringify({ resourceType: 'Patient', identifier: [ident] });
-      const first = `POST ${c.path} HTTP/1.1\r\nHost: ${target.host}\r\nContent-Type: ${c.contentType ?? 'application/fhir+json'}\r\n${c.headers}` +
+      const first = `POST ${c.path} HTTP/1.1\r\nHost: ${target.host}\r\n${AUTH}Content-Type: ${c.contentType ?? 'application/fhir+json'}\r\n${c.headers}` +
         `Content-Length: ${Buffer.byteLength(smuggled)}\r\n\r\n${smuggled}`;
       const second = `GET ${target.pathname}/metadata HTTP/1.1\r\nHost: ${target.host}\r\nAccept: application/fhir+json\r\nConnection: close\r\n\r\n`;
       const responses = await pipelined([first, second]);
@@ -301,7 +308,7 @@ describe('body over the limit (KASAMA_MAX_BODY=16M) -> 413', () => {
     return Buffer.concat([head, Buffer.alloc(SIZE - head.length - tail.length, 0x61), tail]);
   };
   const headFor = (extra) =>
-    `POST ${target.pathname}/Patient HTTP/1.1\r\nHost: ${target.host}\r\nContent-Type: application/fhir+json\r\nAccept: application/fhir+json\r\n${extra}\r\n`;
+    `POST ${target.pathname}/Patient HTTP/1.1\r\nHost: ${target.host}\r\n${AUTH}Content-Type: application/fhir+json\r\nAccept: application/fhir+json\r\n${extra}\r\n`;
   const check413 = async (r, ident) => {
     const final = r.responses.find((x) => x.status >= 200);
     assert.ok(final, `a final response must arrive (got ${r.responses.map((x) => x.status)} error ${r.error} after ${r.bytesSent} bytes sent)`);
@@ -361,7 +368,8 @@ describe('body over the limit (KASAMA_MAX_BODY=16M) -> 413', () => {
 // second request (request smuggling behind a proxy), and odd but legal requests get no 5xx.
 describe('HTTP framing and request smuggling defences (RFC 9112)', () => {
   const P = target.pathname;
-  const H = `Host: ${target.host}\r\nContent-Type: application/fhir+json\r\nAccept: application/fhir+json\r\n`;
+  // With the token: the outer requests, and the smuggled create inside their bodies.
+  const H = `Host: ${target.host}\r\n${AUTH}Content-Type: application/fhir+json\r\nAccept: application/fhir+json\r\n`;
   const smuggledCreate = (ident) => {
     const b = JSON.stringify({ resourceType: 'Patient', identifier: [ident] });
     return `POST ${P}/Patient HTTP/1.1\r\n${H}Content-Length: ${Buffer.byteLength(b)}\r\n\r\n${b}`;
@@ -419,7 +427,7 @@ describe('HTTP framing and request smuggling defences (RFC 9112)', () => {
 
   test('an honest pipelined sequence is answered in order', async () => {
     const ident = freshIdentifier();
-    const responses = await pipelined([smuggledCreate(ident), `GET ${P}/Patient?identifier=${encodeURIComponent(`${ident.system}|${ident.value}`)} HTTP/1.1\r\nHost: ${target.host}\r\n\r\n`, after]);
+    const responses = await pipelined([smuggledCreate(ident), `GET ${P}/Patient?identifier=${encodeURIComponent(`${ident.system}|${ident.value}`)} HTTP/1.1\r\nHost: ${target.host}\r\n${AUTH}\r\n`, after]);
     assert.deepEqual(responses.map((r) => r.status), [201, 200, 200]);
     assert.equal(JSON.parse(responses[1].body).total, 1);
   });
@@ -438,7 +446,7 @@ describe('HTTP framing and request smuggling defences (RFC 9112)', () => {
   const limits = [
     { name: 'a 200 kB header', req: `GET ${P}/metadata HTTP/1.1\r\nHost: ${target.host}\r\nX-Big: ${'a'.repeat(200_000)}\r\n\r\n` },
     { name: '1000 header fields', req: `GET ${P}/metadata HTTP/1.1\r\nHost: ${target.host}\r\n${Array.from({ length: 1000 }, (_, i) => `X-H${i}: v`).join('\r\n')}\r\n\r\n` },
-    { name: 'a 100 kB URL', req: `GET ${P}/Patient?_id=${'a'.repeat(100_000)} HTTP/1.1\r\nHost: ${target.host}\r\n\r\n` },
+    { name: 'a 100 kB URL', req: `GET ${P}/Patient?_id=${'a'.repeat(100_000)} HTTP/1.1\r\nHost: ${target.host}\r\n${AUTH}\r\n` },
   ];
   for (const c of limits) {
     test(`${c.name} is refused with a 4xx and the server stays healthy`, async () => {

@@ -4,7 +4,10 @@
 // batch/transaction-response), carry a body that is UTF-8 JSON holding a resource when it
 // says application/fhir+json, an OperationOutcome with an error issue when it is a 4xx, and
 // an Allow header when it is a 405; the server must stay healthy (GET /health every 100
-// requests and at the end). With KASAMA_TEST_DATA_DIR, the server.log ERROR lines written
+// requests and at the end). Most requests carry the system token (Authorization: Bearer);
+// a few carry none or a garbage one: those may get a 401 (with WWW-Authenticate: Bearer) but
+// never a success other than the public CapabilityStatement, and a request with the valid
+// token never gets a 401. With KASAMA_TEST_DATA_DIR, the server.log ERROR lines written
 // during the run are part of the report (X-Request-Id fuzz-<seed>-<n> names request #n).
 //
 // The request sequence depends only on the seed (KASAMA_FUZZ_SEED, default fixed) and on
@@ -23,7 +26,7 @@ import tls from 'node:tls';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BASE, ORIGIN, request, uid } from './lib/client.js';
+import { BASE, ORIGIN, request, uid, systemToken } from './lib/client.js';
 import { caCert, host, port, target } from './lib/raw.js';
 import { rng } from './lib/random.js';
 
@@ -605,6 +608,13 @@ function generate(seed, count, ctx) {
     if (chance(0.08)) headers.push(['If-Modified-Since', pick(httpDates)]);
     const hasUnknown = params.some((p) => unknownParams.includes(p));
     if (chance(hasUnknown ? 0.5 : 0.15)) headers.push(['Prefer', hasUnknown && chance(0.7) ? 'handling=lenient' : pick(prefers)]);
+    // Authorization: the system token mostly; sometimes none, or one the server must refuse.
+    const auth = weighted([['valid', 92], ['none', 4], ['garbage', 4]]);
+    if (auth === 'valid') headers.push(['Authorization', `Bearer ${ctx.token}`]);
+    else if (auth === 'garbage') {
+      headers.push(['Authorization', pick([`Bearer ${ctx.token.slice(0, -2)}`, `Bearer ${ctx.token}x`, 'Bearer garbage', 'Bearer', 'Bearer ',
+        `Basic ${Buffer.from('owner:password').toString('base64')}`, ctx.token, `Token ${ctx.token}`, 'Bearer \xff\xfe', `Bearer ${big(5000)}`])]);
+    }
     // The request number as X-Request-Id, so that the server log's lines name it.
     headers.push(['X-Request-Id', chance(0.02) ? pick(['', 'x'.repeat(300), 'a b', '\xff', '../../etc']) : `fuzz-${seed}-${n}`]);
     if (chance(0.02)) headers.push(['Host', pick(hosts)]);
@@ -645,10 +655,11 @@ function generate(seed, count, ctx) {
     }
     const version = chance(0.01) ? 'HTTP/1.0' : 'HTTP/1.1';
     if (version === 'HTTP/1.0') label += '+http1.0';
+    if (auth !== 'valid') label += `+${auth === 'none' ? 'noauth' : 'badauth'}`;
     const prefix = chance(0.01) ? pick(['/FHIR', '', '/fhir/..', '/fhir%2F', '/fhirx']) : FHIR;
     let tgt = prefix + gp.path + query;
     if (!tgt.startsWith('/')) tgt = '/' + tgt;
-    out.push({ n, label, method, target: tgt, headers, body, version });
+    out.push({ n, label, method, target: tgt, headers, body, version, auth });
   }
   return out;
 }
@@ -708,6 +719,15 @@ function check(r, res) {
     } else if (!problems.length) problems.push(`a ${res.status} without a body`);
   }
   if (res.status === 405 && !res.headers.allow) problems.push('a 405 without an Allow header');
+  // Authentication: a 401 says how to authenticate, never answers the valid token, and a request
+  // without a valid token gets nothing but the public CapabilityStatement (RFC 6750 3).
+  if (res.status === 401 && !/^Bearer\b/i.test(res.headers['www-authenticate'] ?? '')) {
+    problems.push(`a 401 without WWW-Authenticate: Bearer (got '${res.headers['www-authenticate'] ?? ''}')`);
+  }
+  if (res.status === 401 && r.auth === 'valid') problems.push('a 401 although the request carried the valid system token');
+  if (r.auth !== 'valid' && res.status < 400 && r.method !== 'HEAD' && json?.resourceType !== 'CapabilityStatement') {
+    problems.push(`a ${res.status} (${json?.resourceType ?? 'no resource'}) for a request ${r.auth === 'none' ? 'without a token' : 'with a garbage token'}`);
+  }
   if (json?.resourceType === 'Bundle' && /-response$/.test(json.type ?? '') && Array.isArray(json.entry)) {
     json.entry.forEach((e, i) => {
       const s = String(e?.response?.status ?? '');
@@ -763,7 +783,7 @@ describe('REST fuzz: random methods, paths, parameters, headers and bodies never
     assert.equal(page.status, 200, page.text);
     const next = page.json.link?.find((l) => l.relation === 'next')?.url ?? '';
     const cursor = decodeURIComponent(/[?&]_cursor=([^&]*)/.exec(next)?.[1] ?? '1.1.1');
-    const ctx = { tag, patients, observations, deletedPatient: gone.json.id, identifiers, sharedIdent, cursor };
+    const ctx = { tag, patients, observations, deletedPatient: gone.json.id, identifiers, sharedIdent, cursor, token: await systemToken() };
 
     // With the fixture's data directory, the server log's ERROR lines of this run go into the report.
     const logFile = process.env.KASAMA_TEST_DATA_DIR ? path.join(process.env.KASAMA_TEST_DATA_DIR, 'server.log') : undefined;

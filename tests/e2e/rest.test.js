@@ -868,8 +868,10 @@ describe('R-05 exact content: decimals and Japanese text', () => {
 
 // ---------------------------------------------------------------------------------------------
 describe('R-05 CapabilityStatement and R-44 health', () => {
+  // The CapabilityStatement is public (a client reads it before it has a token): no token here.
+  const noToken = { authorization: null };
   test('GET /metadata is a CapabilityStatement for FHIR 4.0.1 listing Patient interactions', async () => {
-    const r = await get('/metadata');
+    const r = await get('/metadata', { headers: noToken });
     assert.equal(r.status, 200, r.text);
     assert.match(r.headers.get('content-type'), /^application\/fhir\+json/);
     const cs = r.json;
@@ -900,15 +902,15 @@ describe('R-05 CapabilityStatement and R-44 health', () => {
   });
 
   test('HEAD /metadata and ?_format=json and ?_pretty=true', async () => {
-    const h = await request('HEAD', '/metadata');
+    const h = await request('HEAD', '/metadata', { headers: noToken });
     assert.equal(h.status, 200);
     assert.equal(h.text, '');
-    const f = await get('/metadata?_format=json', { headers: { accept: null } });
+    const f = await get('/metadata?_format=json', { headers: { accept: null, ...noToken } });
     assert.equal(f.status, 200);
     assert.equal(f.json.resourceType, 'CapabilityStatement');
-    const f2 = await get('/metadata?_format=application/fhir%2Bjson');
+    const f2 = await get('/metadata?_format=application/fhir%2Bjson', { headers: noToken });
     assert.equal(f2.status, 200);
-    const pretty = await get('/metadata?_pretty=true');
+    const pretty = await get('/metadata?_pretty=true', { headers: noToken });
     assert.equal(pretty.status, 200);
     assert.ok(pretty.text.includes('\n'), 'pretty output has line breaks');
     assert.deepEqual(pretty.json, f.json);
@@ -917,7 +919,7 @@ describe('R-05 CapabilityStatement and R-44 health', () => {
   const accepts = ['application/fhir+json', 'application/json', '*/*', 'application/fhir+json; fhirVersion=4.0', 'text/html, application/fhir+json;q=0.9'];
   for (const a of accepts) {
     test(`R-05 Accept: ${a} -> JSON`, async () => {
-      const r = await get('/metadata', { headers: { accept: a } });
+      const r = await get('/metadata', { headers: { accept: a, ...noToken } });
       assert.equal(r.status, 200, r.text);
       assert.match(r.headers.get('content-type'), /^application\/fhir\+json/);
     });
@@ -1057,7 +1059,7 @@ describe('search (identifier, _id)', () => {
 // ---------------------------------------------------------------------------------------------
 describe('a real client (fhir-kit-client)', () => {
   test('create, read, update, patch, search, history, vread, transaction, delete', async () => {
-    const client = fhirClient();
+    const client = await fhirClient();
     const cs = await client.capabilityStatement();
     assert.equal(cs.resourceType, 'CapabilityStatement');
 

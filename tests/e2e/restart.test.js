@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import https from 'node:https';
+import { clientAssertion } from './lib/auth.js';
 
 const HARNESS = process.env.KASAMA_TEST_HARNESS;
 const BINARY = process.env.KASAMA_TEST_BINARY;
@@ -23,20 +24,22 @@ function harness(action) {
 }
 
 // node:https with the server's own certificate (read after each start: it is generated on
-// the first one and reused after).
-function call(method, path, body, onSent = () => {}) {
+// the first one and reused after). NODE_EXTRA_CA_CERTS cannot name it (node reads that file at
+// startup, before the first start made it), so lib/auth.js's fetch-based systemToken() is not
+// used here: the token comes from the same demo backend client over this https instead.
+function send(method, url, { payload, contentType, authorization, accept = 'application/fhir+json' } = {}, onSent = () => {}) {
   const ca = readFileSync(`${DIR}/tls/server.crt`);
   return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const req = https.request(
-      `${BASE}/${path}`,
+      url,
       {
         method,
         ca,
         agent: false,
         headers: {
-          accept: 'application/fhir+json',
-          ...(payload ? { 'content-type': 'application/fhir+json', 'content-length': payload.length } : {}),
+          accept,
+          ...(authorization ? { authorization } : {}),
+          ...(payload ? { 'content-type': contentType, 'content-length': payload.length } : {}),
         },
       },
       (res) => {
@@ -53,6 +56,30 @@ function call(method, path, body, onSent = () => {}) {
     if (payload) req.write(payload);
     req.end();
   });
+}
+
+// The system token of the demo backend client (KASAMA_DEMO_DATA=1 writes demo-credentials.json
+// on the first start). Tokens live in the database: the same one stays valid across restarts.
+let token;
+async function bearer() {
+  if (token) return token;
+  const c = JSON.parse(readFileSync(`${DIR}/demo-credentials.json`, 'utf8'))['backend-client'];
+  const endpoint = `${new URL(BASE).origin}/auth/token`;
+  const form = new URLSearchParams({
+    grant_type: 'client_credentials',
+    scope: 'system/*.cruds',
+    client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+    client_assertion: clientAssertion({ clientId: c.clientId, privateKeyPem: c.privateKeyPem, kid: c.kid, alg: c.alg, aud: endpoint }),
+  });
+  const r = await send('POST', endpoint, { payload: Buffer.from(form.toString()), contentType: 'application/x-www-form-urlencoded', accept: 'application/json' });
+  assert.equal(r.status, 200, `token: ${r.text}`);
+  token = r.json.access_token;
+  return token;
+}
+
+async function call(method, path, body, onSent = () => {}) {
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  return send(method, `${BASE}/${path}`, { payload, contentType: 'application/fhir+json', authorization: `Bearer ${await bearer()}` }, onSent);
 }
 
 const SYSTEM = `urn:kasama-e2e:restart:${randomBytes(4).toString('hex')}`;

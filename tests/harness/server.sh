@@ -20,11 +20,20 @@ case "$action" in
       rm -rf "$dir"
     fi
     mkdir -p "$dir"
-    env KASAMA_DATA_DIR="$dir" KASAMA_PORT="$port" KASAMA_DEMO_DATA=0 "$@" \
+    # Demo accounts and clients only (no demo records): the tests take their system token from
+    # the demo backend client in $dir/demo-credentials.json. Backend tokens last an hour here
+    # so that hand-written HTTP heads can carry one token through a whole suite.
+    env KASAMA_DATA_DIR="$dir" KASAMA_PORT="$port" KASAMA_DEMO_DATA=accounts KASAMA_BACKEND_TOKEN_LIFETIME=3600 "$@" \
       setsid "$binary" >>"$dir/server.log" 2>&1 &
     echo $! >"$dir/server.pid"
     for _ in $(seq 1 600); do
       if curl -sf --cacert "$dir/tls/server.crt" "https://localhost:$port/health" >/dev/null 2>&1; then
+        # Without demo accounts (KASAMA_DB): the first owner, as a deployment would create it;
+        # tests/e2e/lib/auth.js goes on from there over the account API.
+        if [ "$action" = start ] && [ ! -f "$dir/demo-credentials.json" ]; then
+          env KASAMA_DATA_DIR="$dir" KASAMA_PORT="$port" "$@" "$binary" bootstrap-owner "Test Owner" \
+            >"$dir/bootstrap.json" 2>>"$dir/server.log" || { echo "bootstrap-owner failed" >&2; exit 1; }
+        fi
         echo "server up on https://localhost:$port/fhir (data $dir)"
         exit 0
       fi

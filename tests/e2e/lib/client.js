@@ -4,6 +4,9 @@
 // topic-specific helpers in their own lib/*.js.
 import { randomBytes } from 'node:crypto';
 import Client from 'fhir-kit-client';
+import { systemToken } from './auth.js';
+
+export { systemToken, authLine } from './auth.js';
 
 export const BASE = (process.env.KASAMA_TEST_URL ?? 'https://localhost:18440/fhir').replace(/\/+$/, '');
 export const ORIGIN = new URL(BASE).origin;
@@ -31,9 +34,11 @@ function urlFor(path) {
  * One raw HTTP request. body: a string/Buffer (sent as is) or an object (JSON-encoded,
  * Content-Type application/fhir+json unless given). Returns { status, headers, text, json }
  * where json is the parsed body or undefined; never throws on HTTP error statuses.
+ * The system token is sent unless headers.authorization is given (null: none at all).
  */
 export async function request(method, path, { headers = {}, body, signal } = {}) {
-  const h = { accept: FHIR_JSON, ...lowerKeys(headers) };
+  const given = lowerKeys(headers);
+  const h = { accept: FHIR_JSON, ...('authorization' in given ? {} : { authorization: `Bearer ${await systemToken()}` }), ...given };
   let payload = body;
   if (body !== undefined && typeof body !== 'string' && !(body instanceof Uint8Array)) {
     payload = JSON.stringify(body);
@@ -71,7 +76,7 @@ export async function idsByIdentifier(type, { system, value }) {
   return (r.json.entry ?? []).map((e) => e.resource.id);
 }
 
-/** A fhir-kit-client Client for the server under test. */
-export function fhirClient(options = {}) {
-  return new Client({ baseUrl: BASE, ...options });
+/** A fhir-kit-client Client for the server under test, sending the system token. */
+export async function fhirClient(options = {}) {
+  return new Client({ baseUrl: BASE, bearerToken: await systemToken(), ...options });
 }

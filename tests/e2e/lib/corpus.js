@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
+import { systemToken } from './auth.js';
 
 export const BASE = (process.env.KASAMA_TEST_URL || '').replace(/\/+$/, '');
 
@@ -24,12 +25,15 @@ export const FHIR_JSON = 'application/fhir+json';
 /**
  * One HTTP exchange. `path` is relative to BASE ('' is the base itself) or absolute.
  * `body` may be an object (sent as JSON) or a string (sent as is).
+ * The system token (lib/auth.js) is sent unless headers has Authorization (null: none at all).
  * Returns { status, headers, text, json } where json is the parsed body or undefined.
  */
 export async function request(method, pathOrUrl, { body, headers = {}, contentType = FHIR_JSON } = {}) {
   requireEnv();
   const url = /^https?:\/\//.test(pathOrUrl) ? pathOrUrl : BASE + (pathOrUrl ? '/' + pathOrUrl.replace(/^\/+/, '') : '');
-  const h = { Accept: FHIR_JSON, ...headers };
+  const hasAuth = Object.keys(headers).some((k) => k.toLowerCase() === 'authorization');
+  const h = { Accept: FHIR_JSON, ...(hasAuth ? {} : { Authorization: `Bearer ${await systemToken()}` }), ...headers };
+  for (const k of Object.keys(h)) if (h[k] === null) delete h[k];
   let payload;
   if (body !== undefined) {
     payload = typeof body === 'string' ? body : JSON.stringify(body);

@@ -1,10 +1,11 @@
 // A raw HTTP/1.1 exchange over a verified TLS connection, for what fetch cannot do: read a
 // response the server sends while the request body is still being written (413), send
-// Expect: 100-continue, or send bytes that are not valid HTTP.
+// Expect: 100-continue, or send bytes that are not valid HTTP. rawExchange and pipelined send
+// the heads as given: a request to a non-public endpoint needs the caller's authLine() in it.
 import tls from 'node:tls';
 import https from 'node:https';
 import fs from 'node:fs';
-import { BASE } from './client.js';
+import { BASE, systemToken } from './client.js';
 
 export const target = new URL(BASE);
 export const port = Number(target.port || 443);
@@ -113,11 +114,14 @@ export function rawExchange(head, body = Buffer.alloc(0), { chunk = 64 * 1024, w
 
 /**
  * Like client.request, but on a connection of its own (or of the given https.Agent) that is closed afterwards, so that a
- * server that mishandles the connection cannot disturb later requests. Same result shape.
+ * server that mishandles the connection cannot disturb later requests. Same result shape. Like client.request, it sends
+ * the system token unless headers.authorization is given (null: none at all).
  */
-export function requestOnFreshConnection(method, path, { headers = {}, body, agent, timeoutMs } = {}) {
+export async function requestOnFreshConnection(method, path, { headers = {}, body, agent, timeoutMs } = {}) {
+  const given = Object.keys(headers).some((k) => k.toLowerCase() === 'authorization');
+  const token = given ? undefined : await systemToken();
   return new Promise((resolve, reject) => {
-    const h = { accept: 'application/fhir+json', ...(agent ? {} : { connection: 'close' }) };
+    const h = { accept: 'application/fhir+json', ...(agent ? {} : { connection: 'close' }), ...(token ? { authorization: `Bearer ${token}` } : {}) };
     for (const [k, v] of Object.entries(headers)) h[k.toLowerCase()] = v;
     let payload = body;
     if (body !== undefined && typeof body !== 'string' && !(body instanceof Uint8Array)) payload = JSON.stringify(body);
