@@ -87,7 +87,8 @@ int main(int argc, char** argv) {
     server::Services services(config, pool, cache, &auth);
     const auto finish_cli = [&]() {
       pool.close();
-      if (embedded && !embedded->adopted()) embedded->stop();
+      if (embedded && embedded->adopted()) embedded->detach();  // a live server's MariaDB stays up
+      if (embedded) embedded->stop();
       mysql_library_end();
     };
     if (bootstrap) {
@@ -192,6 +193,7 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const std::exception& e) {
     server::log_error(std::string("cannot run: ") + e.what());
+    if (embedded && (reindex_only || bootstrap) && embedded->adopted()) embedded->detach();
     if (embedded) embedded->stop();
     return 1;
   }

@@ -23,6 +23,9 @@ class EmbeddedMariaDb {
   // True when start() found a mariadbd of this datadir already running (a server, or one
   // left by a crash); a CLI command run beside a live server must not stop it.
   bool adopted() const { return adopted_; }
+  // Leaves the instance running: stop() and the destructor will not touch it (a CLI command
+  // that adopted a live server's MariaDB).
+  void detach() { running_ = false; }
 
   DbTarget admin_target(const std::string& database = "") const;
   // Creates the database and the unprivileged server user; returns that user's target.

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import https from 'node:https';
 import { createPublicKey, verify as verifySig, randomUUID } from 'node:crypto';
 import { BASE, request, uid, sleep } from './lib/client.js';
+import { rng } from './lib/random.js';
 import {
   ORIGIN, TOKEN_ENDPOINT, api, staff, firstLogin, login, loginRequest, postForm, newKeyPair, clientAssertion, authorizeCode, totp,
 } from './lib/auth.js';
@@ -468,5 +469,50 @@ describe('brute force (R-32 groundwork): increasing delays, a short lock per sou
       req.end(body);
     });
     assert.equal(other, 200);
+  });
+});
+
+describe('the identity endpoints under garbage (fuzz)', () => {
+  it('600 malformed requests to /auth and /admin: never a 5xx, the server stays healthy', async () => {
+    const rand = rng(Number(process.env.KASAMA_FUZZ_SEED ?? 4242));
+    const pick = (a) => a[Math.floor(rand() * a.length)];
+    const junk = () => {
+      const n = Math.floor(rand() * 80);
+      let s = '';
+      for (let i = 0; i < n; i++) s += String.fromCharCode(pick([32 + Math.floor(rand() * 95), 0x3042, 0xff, 0x25, 0x26, 0x3d, 0x2b, 0]));
+      return s;
+    };
+    // Header values: printable ASCII only (fetch refuses others before sending).
+    const junkHeader = () => junk().replace(/[^\x20-\x7e]/g, 'x');
+    const fields = ['grant_type', 'code', 'code_verifier', 'redirect_uri', 'client_id', 'client_assertion', 'client_assertion_type', 'refresh_token', 'scope', 'token', 'id', 'password', 'totp', 'next', 'csrf', 'decision', 'patient', 'response_type', 'aud', 'code_challenge', 'code_challenge_method', 'state'];
+    const values = ['authorization_code', 'client_credentials', 'refresh_token', 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', 'a.b.c', 'eyJhbGciOiJFUzM4NCJ9.e30.AA', 'S256', 'plain', '', '%', '%zz', 'user/*.cruds', 'x'.repeat(3000)];
+    const paths = ['/auth/token', '/auth/introspect', '/auth/revoke', '/auth/login', '/auth/authorize', '/auth/password', '/auth/totp', '/auth/totp/confirm', '/auth/logout', '/admin/me', '/admin/institutions', '/admin/institutions/x/approve', '/admin/accounts', '/admin/accounts/requests', '/admin/accounts/x/issue', '/admin/applications/citizen', '/admin/admin-rights', '/admin/admin-rights/abc/approve', '/admin/admin-rights/99999999999999999999/approve', '/admin/clients', '/admin/certificates/x', '/auth/nothing'];
+    const statuses = {};
+    for (let i = 0; i < 600; i++) {
+      const path = pick(paths);
+      const method = pick(['GET', 'POST', 'POST', 'POST', 'PUT', 'DELETE']);
+      const headers = {};
+      let body;
+      const kind = rand();
+      if (method !== 'GET' && kind < 0.45) {
+        const form = new URLSearchParams();
+        for (let k = Math.floor(rand() * 6); k > 0; k--) form.append(pick(fields), rand() < 0.5 ? pick(values) : junk());
+        body = rand() < 0.2 ? junk() : form.toString();
+        headers['content-type'] = 'application/x-www-form-urlencoded';
+      } else if (method !== 'GET' && kind < 0.9) {
+        const obj = {};
+        for (let k = Math.floor(rand() * 6); k > 0; k--) obj[pick(fields.concat(['name', 'role', 'kind', 'institution', 'jwks', 'redirectUris', 'manager', 'loginId']))] = pick([junk(), 1, null, [], { keys: [{ kty: 'EC', crv: 'P-384', x: junk() }] }, ['https://x'], { name: junk() }]);
+        body = rand() < 0.15 ? junk() : JSON.stringify(obj);
+        headers['content-type'] = 'application/json';
+      }
+      if (rand() < 0.3) headers.authorization = pick(['Bearer ' + junkHeader(), 'Basic ' + Buffer.from(junk()).toString('base64'), 'Basic !!', junkHeader()]);
+      if (rand() < 0.2) headers.cookie = `kasama_session=${junkHeader()}`;
+      const q = rand() < 0.3 ? `?${pick(fields)}=${encodeURIComponent(junk())}&${pick(fields)}=${pick(values)}` : '';
+      const res = await fetch(`${ORIGIN}${path}${q}`, { method, headers, body, redirect: 'manual' }).catch((e) => ({ status: `error ${e.message}` }));
+      statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+      assert.ok(typeof res.status === 'number' && res.status < 500, `${method} ${path}${q} ${JSON.stringify(headers)} ${String(body).slice(0, 200)} -> ${res.status}`);
+    }
+    assert.equal((await fetch(`${ORIGIN}/health`)).status, 200);
+    assert.ok(Object.keys(statuses).length >= 4, `a variety of answers: ${JSON.stringify(statuses)}`);
   });
 });

@@ -68,6 +68,17 @@ describe('timeouts (R-17) and token lifetimes', () => {
     assert.equal(await status(t.access_token), 401);
   });
 
+  it('R-10, R-11: bootstrap-owner beside the running server is refused once an owner exists, and leaves the server up', async () => {
+    const r = spawnSync(process.env.KASAMA_TEST_BINARY, ['bootstrap-owner', 'Second Owner'], {
+      env: { ...process.env, KASAMA_DATA_DIR: process.env.KASAMA_TEST_DATA_DIR }, encoding: 'utf8', timeout: 60_000,
+    });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /owner account exists already/);
+    const health = await fetch(new URL('/health', process.env.KASAMA_TEST_URL));
+    assert.equal(health.status, 200, 'the CLI did not stop the server\'s MariaDB');
+    assert.equal(await status((await backendToken(demo['backend-client'])).access_token), 200);
+  });
+
   it('the idle limit cannot be configured above 15 minutes', () => {
     const r = spawnSync(process.env.KASAMA_TEST_BINARY, [], { env: { ...process.env, KASAMA_IDLE_TIMEOUT: '901', KASAMA_DATA_DIR: '/nonexistent/never' }, encoding: 'utf8', timeout: 30_000 });
     assert.notEqual(r.status, 0);
