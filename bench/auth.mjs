@@ -61,6 +61,25 @@ export function tokenSource({ base, dataDir, ca }) {
   };
 }
 
+/**
+ * For a bench script: the token source for its server, checked once up front; exits with a
+ * message naming the script when --data-dir is missing or no token can be had.
+ */
+export async function benchBearer(name, { base, dataDir, ca }) {
+  if (!dataDir) {
+    console.error(`${name}: --data-dir DIR is needed for the bearer token (DIR/demo-credentials.json)`);
+    process.exit(2);
+  }
+  const bearer = tokenSource({ base, dataDir, ca });
+  try {
+    await bearer();
+  } catch (e) {
+    console.error(`${name}: ${e.message}`);
+    process.exit(1);
+  }
+  return bearer;
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
   const [base, caFile, dataDir] = process.argv.slice(2);
   if (!base || !caFile || !dataDir) {

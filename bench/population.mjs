@@ -36,7 +36,7 @@ import https from 'node:https';
 import { fileURLToPath } from 'node:url';
 import { cliArgs } from './cli.mjs';
 import { cpuMeter } from './cpu.mjs';
-import { tokenSource } from './auth.mjs';
+import { benchBearer } from './auth.mjs';
 import { rng } from '../tests/e2e/lib/random.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -396,17 +396,7 @@ const cpuSince = cpu.since;
 const agentOpts = { keepAlive: true, maxSockets: concurrency };
 if (args.ca) agentOpts.ca = fs.readFileSync(args.ca);
 const agent = new https.Agent(agentOpts);
-if (!args['data-dir']) {
-  console.error('population: --data-dir DIR is needed for the bearer token (DIR/demo-credentials.json)');
-  process.exit(2);
-}
-const bearer = tokenSource({ base, dataDir: args['data-dir'], ca: agentOpts.ca });
-try {
-  await bearer();
-} catch (e) {
-  console.error(`population: ${e.message}`);
-  process.exit(1);
-}
+const bearer = await benchBearer('population', { base, dataDir: args['data-dir'], ca: agentOpts.ca });
 
 async function request(method, url, body) {
   const token = await bearer(); // cached; renewed before it expires, outside the timing

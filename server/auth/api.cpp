@@ -141,7 +141,7 @@ std::string csrf_for(const std::string& session_token_hash) {
   return auth::base64url_encode(auth::sha256("csrf|" + session_token_hash)).substr(0, 32);
 }
 
-std::string cookie_value(const RestRequest& req) {
+std::string cookie_value(const RestRequest& req, std::string_view name = kCookie) {
   const std::string* c = req.header("cookie");
   if (!c) return {};
   std::string_view s = *c;
@@ -149,8 +149,8 @@ std::string cookie_value(const RestRequest& req) {
     const auto semi = s.find(';');
     std::string_view part = s.substr(0, semi);
     while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
-    if (part.starts_with(kCookie) && part.size() > kCookie.size() && part[kCookie.size()] == '=') {
-      return std::string(part.substr(kCookie.size() + 1));
+    if (part.starts_with(name) && part.size() > name.size() && part[name.size()] == '=') {
+      return std::string(part.substr(name.size() + 1));
     }
     if (semi == std::string_view::npos) break;
     s.remove_prefix(semi + 1);
@@ -175,12 +175,18 @@ std::string with_query(const std::string& base, const std::vector<std::pair<std:
   return out;
 }
 
+// The login form carries a value that must match a cookie set with it (double submit): a
+// page elsewhere cannot post it, so nobody can be logged into someone else's account.
+constexpr std::string_view kLoginCookie = "kasama_login";
+
 RestResponse login_page(const std::string& next, const std::string& error, int status = 200) {
-  return html_response(
+  const std::string nonce = auth::random_token(18);
+  RestResponse page = html_response(
       status, "ログイン / Log in",
       "<h1>笠間市介護・健診クラウド ログイン<br><span class=\"en\">Kasama care &amp; checkup cloud: log "
       "in</span></h1>" +
           error_box(error) + "<form method=\"post\" action=\"/auth/login\">" + hidden("next", next) +
+          hidden("login_csrf", nonce) +
           "<label for=\"id\">ID <span class=\"en\">(login ID)</span></label>"
           "<input type=\"text\" id=\"id\" name=\"id\" autocomplete=\"username\" required>"
           "<label for=\"password\">パスワード <span class=\"en\">Password</span></label>"
@@ -191,6 +197,9 @@ RestResponse login_page(const std::string& next, const std::string& error, int s
           "<button type=\"submit\" id=\"login\">ログイン / Log in</button></form>"
           "<p class=\"en\">パスワードを忘れた方は運営事務局へお問い合わせください。 If you lost your password, ask the "
           "secretariat (運営事務局) to reset it.</p>");
+  page.headers.emplace_back("Set-Cookie", std::string(kLoginCookie) + "=" + nonce +
+                                              "; Path=/auth; Max-Age=3600; Secure; HttpOnly; SameSite=Lax");
+  return page;
 }
 
 RestResponse password_page(const Principal& p, const std::string& next, const std::string& error, int status = 200) {
@@ -355,6 +364,11 @@ RestResponse AuthApi::login(const RestRequest& req) {
   }
   auto form = form_of(req);
   const std::string next = safe_next(form["next"]);
+  const std::string expected = cookie_value(req, kLoginCookie);
+  if (expected.empty() || !auth::constant_time_equal(form["login_csrf"], expected)) {
+    return login_page(
+        next, "ページの有効期限が切れました。もう一度ログインしてください / the page expired: log in again", 403);
+  }
   try {
     auto r = auth_.login(form["id"], form["password"], form["totp"], req.peer);
     RestResponse resp = redirect(next, 303);
@@ -401,6 +415,7 @@ RestResponse AuthApi::totp(const RestRequest& req, bool confirm) {
   auto form = form_of(req);
   const std::string next = safe_next(form["next"]);
   if (form["csrf"] != csrf_for(p->token_hash)) throw AuthError(403, "forbidden", "the form is stale: reload it");
+  if (!confirm) return totp_page(*p, next, auth_.start_totp(*p), "");
   try {
     auth_.confirm_totp(*p, form["code"]);
   } catch (const AuthError& e) {
@@ -539,7 +554,8 @@ RestResponse AuthApi::certificate(const std::string& token) {
           "<p>初回ログイン時に初期パスワードの変更が必要です。この登録済証は一度だけ表示されます。<br>"
           "<span class=\"en\">You must change the initial password at your first login. This certificate is "
           "shown only once.</span></p><p>ID・パスワードを他人と共有しないでください。<br><span class=\"en\">Never "
-          "share your ID or password.</span></p><button onclick=\"print()\">印刷 / Print</button>");
+          "share your ID or password.</span></p><p class=\"en\">ブラウザの印刷機能で印刷してください。 Print this page "
+          "with the browser (Ctrl+P).</p>");
 }
 
 void AuthApi::sync_organization(const RestRequest& req, const Json& inst) {

@@ -115,6 +115,30 @@ const std::string* form_value(const std::map<std::string, std::string>& form, co
   return it == form.end() ? nullptr : &it->second;
 }
 
+// https://host[:port]/…, or http://localhost or 127.0.0.1 with an optional port, and no
+// fragment (RFC 6749 §3.1.2). The host is compared exactly: http://localhost.evil.example is not
+// localhost.
+bool acceptable_redirect_uri(const std::string& u) {
+  if (u.size() > 2000 || u.find('#') != std::string::npos) return false;
+  std::string_view rest;
+  bool https = false;
+  if (u.starts_with("https://")) {
+    rest = std::string_view(u).substr(8);
+    https = true;
+  } else if (u.starts_with("http://")) {
+    rest = std::string_view(u).substr(7);
+  } else {
+    return false;
+  }
+  const std::string_view authority = rest.substr(0, rest.find_first_of("/?"));
+  if (authority.empty() || authority.find('@') != std::string_view::npos) return false;
+  std::string_view host =
+      authority.substr(0, authority.rfind(':') == std::string_view::npos ? authority.size() : authority.rfind(':'));
+  if (host.empty()) return false;
+  if (https) return true;
+  return host == "localhost" || host == "127.0.0.1";
+}
+
 std::string strip_slash(std::string s) {
   while (!s.empty() && s.back() == '/') s.pop_back();
   return s;
@@ -137,9 +161,11 @@ bool needs_second_factor(std::string_view role) {
 ScopeSet role_ceiling(std::string_view role) {
   // What each role may ever hold over FHIR; the access module (issue 5) narrows further by
   // institution range, category, consent and proxy relation.
-  std::string s = "openid fhirUser profile offline_access online_access";
+  // Staff get online_access (refresh tokens ending with the login session's lifetime), not
+  // offline_access: their work stays under R-17's session rules.
+  std::string s = "openid fhirUser profile online_access";
   if (role == "citizen") {
-    s += " launch/patient patient/*.rs";
+    s += " offline_access launch/patient patient/*.rs";
   } else if (role == "practitioner" || role == "secretariat") {
     s += " user/*.cruds";
   } else if (role == "org-manager") {
@@ -273,9 +299,9 @@ Issued AuthService::issue_in(Connection& c, AccountRow& a, const std::string& by
   a.password_hash = hash_password(out.password);
   a.password_initial = true;
   a.password_set_at = now_ms();
+  a.totp_secret.clear();  // a reset starts the second factor afresh too
+  a.totp_last_step = 0;
   a.state = "active";
-  a.failures = 0;
-  a.locked_until.reset();
   if (!a.issued_at) {
     a.issued_at = now_ms();
     a.issued_by = by;
@@ -312,26 +338,48 @@ std::optional<Json> AuthService::take_certificate(const std::string& token) {
 
 // --- login, sessions, tokens ----------------------------------------------------------
 
+// Login throttling, all in memory (a restart forgets it, which favours the real user):
+//  - per source and account: each failure makes the next attempt from that source wait
+//    250 ms, doubling up to 4 s; after 10 failures that source is locked for 1 minute,
+//    doubling up to 15. Early attempts are refused at once (no sleeping thread, no hash).
+//  - per source, whatever the account: more than 50 failures in 10 minutes block the source
+//    for 5 minutes (password spraying, and the hashing it would cost).
+//  - per account, from anywhere: after 20 failures in a row, sources that have not logged
+//    into the account before may try once per 5 s. Sources that have, the real user's, are
+//    not held up: an attacker cannot lock anyone out.
 void AuthService::login_failed(const std::string& account_id, const std::string& peer, std::string_view why) {
   unsigned failures = 0;
+  const std::int64_t now = now_ms();
   {
     std::lock_guard lock(mu_);
     auto& t = throttle_[account_id + "|" + peer];
     failures = ++t.failures;
-    t.last = now_ms();
-    // The next attempt from this source waits 250 ms, doubling up to 4 s; after 10 failures
-    // the source is locked for 1 minute, doubling up to 15. Refused early attempts cost the
-    // server nothing (no sleeping thread, no password hash).
+    t.last = now;
     const std::int64_t wait = failures >= 10 ? std::min<std::int64_t>(60000LL << std::min(failures - 10, 4U), 900000)
                                              : std::min<std::int64_t>(250LL << std::min(failures - 1, 4U), 4000);
-    t.next_allowed = t.last + wait;
-    if (throttle_.size() > 100000) {  // bounded: forget quiet sources
-      const std::int64_t cut = now_ms() - 3600 * 1000;
+    t.next_allowed = now + wait;
+    auto& src = peers_[peer];
+    if (now - src.window_start > 10 * 60 * 1000) src = PeerBudget{now, 0, src.blocked_until};
+    if (++src.failures > 50) {
+      src.blocked_until = now + 5 * 60 * 1000;
+      log_warn("login source " + peer + " blocked for 5 minutes: " + std::to_string(src.failures) +
+               " failed logins in 10 minutes");
+    }
+    auto& acc = accounts_[account_id];
+    acc.last = now;
+    if (++acc.failures >= 20) acc.next_new_source = now + 5000;
+    // Bounded: forget what has been quiet for an hour, at most once a minute.
+    if (throttle_.size() + peers_.size() + accounts_.size() > 100000 && now - last_prune_ > 60000) {
+      last_prune_ = now;
+      const std::int64_t cut = now - 3600 * 1000;
       std::erase_if(throttle_, [&](const auto& kv) { return kv.second.last < cut; });
+      std::erase_if(peers_,
+                    [&](const auto& kv) { return kv.second.window_start < cut && kv.second.blocked_until < now; });
+      std::erase_if(accounts_, [&](const auto& kv) { return kv.second.last < cut; });
     }
   }
   log_warn("login failed for '" + account_id.substr(0, 64) + "' from " + peer + " (" + std::to_string(failures) +
-           " in a row): " + std::string(why));
+           " in a row from there): " + std::string(why));
 }
 
 LoginResult AuthService::login(const std::string& account_id, const std::string& password, const std::string& totp,
@@ -339,28 +387,38 @@ LoginResult AuthService::login(const std::string& account_id, const std::string&
   const std::string key = account_id + "|" + peer;
   const std::int64_t now = now_ms();
   {
-    // Other sources, the real user among them, are not held up by this source's failures.
     std::lock_guard lock(mu_);
-    auto it = throttle_.find(key);
-    if (it != throttle_.end() && now < it->second.next_allowed) {
-      const bool locked = it->second.failures >= 10;
-      log_warn("login attempt for '" + account_id.substr(0, 64) + "' from " + peer + " refused: " +
-               (locked ? "locked" : "too soon") + " after " + std::to_string(it->second.failures) + " failures");
+    const auto refuse = [&](bool locked, std::int64_t until, std::string_view why) {
+      log_warn("login attempt for '" + account_id.substr(0, 64) + "' from " + peer + " refused: " + std::string(why));
       AuthError e(429, locked ? "locked" : "slow_down",
                   locked
                       ? "ログイン失敗が続いたため一時的にロックしています。しばらくしてからお試しください / too many "
                         "failed logins from here: locked for a while"
                       : "ログインの再試行が早すぎます / retry a little later");
-      e.retry_after_ms = it->second.next_allowed - now;
-      throw e;
+      e.retry_after_ms = until - now;
+      return e;
+    };
+    if (auto it = peers_.find(peer); it != peers_.end() && now < it->second.blocked_until) {
+      throw refuse(true, it->second.blocked_until, "source blocked");
+    }
+    if (auto it = throttle_.find(key); it != throttle_.end() && now < it->second.next_allowed) {
+      throw refuse(it->second.failures >= 10, it->second.next_allowed,
+                   std::to_string(it->second.failures) + " failures from this source");
+    }
+    if (auto it = accounts_.find(account_id); it != accounts_.end() && now < it->second.next_new_source) {
+      const auto& good = known_good_[account_id];
+      if (std::find(good.begin(), good.end(), peer) == good.end()) {
+        throw refuse(false, it->second.next_new_source, "account under repeated failures; unknown source");
+      }
     }
   }
   const auto fail = [&](std::string_view why) -> AuthError {
     login_failed(account_id, peer, why);
     return AuthError(401, "invalid_grant", "IDまたはパスワードが違います / wrong ID or password");
   };
-  if (account_id.empty() || account_id.size() > 64 || password.empty() || password.size() > 1024) {
-    throw fail("empty or oversized credentials");
+  // IDs are [a-z0-9._-]: anything else (spaces that the collation would ignore, case) is no ID.
+  if (!valid_local_id(account_id) || password.empty() || password.size() > 1024) {
+    throw fail("malformed ID or password");
   }
   auto result = storage::with_transaction(pool_, [&](Connection& c) -> std::optional<LoginResult> {
     auto a = store_.account(c, account_id, true);
@@ -371,31 +429,13 @@ LoginResult AuthService::login(const std::string& account_id, const std::string&
                       "WmVyb3plcm96ZXJvemVyb3plcm96ZXJvemVyb3plcm8");
       return std::nullopt;
     }
-    // The account-wide lock: many failures from many sources. Short, so that an attacker
-    // cannot keep a user out for long; each lock is logged.
-    if (a->locked_until && *a->locked_until > now) return std::nullopt;
-    if (!verify_password(password, a->password_hash)) {
-      a->failures += 1;
-      if (a->failures >= 20) {
-        a->locked_until = now + 15 * 60 * 1000;
-        a->failures = 10;
-        log_warn("account " + a->id + " locked for 15 minutes after repeated failed logins");
-      }
-      store_.update_account(c, *a);
-      return std::nullopt;
-    }
+    if (!verify_password(password, a->password_hash)) return std::nullopt;
     if (!a->totp_secret.empty()) {
       auto step = totp.empty() ? std::nullopt : totp_verify(a->totp_secret, totp, now / 1000);
-      if (!step || *step <= a->totp_last_step) {
-        a->failures += 1;
-        store_.update_account(c, *a);
-        return std::nullopt;
-      }
-      a->totp_last_step = *step;
+      if (!step || *step <= a->totp_last_step) return std::nullopt;
+      a->totp_last_step = *step;  // each code counts once
+      store_.update_account(c, *a);
     }
-    a->failures = 0;
-    a->locked_until.reset();
-    store_.update_account(c, *a);
     LoginResult r;
     r.session_token = new_token(c, "session", a->id, "", "", "", "", settings_.session_lifetime);
     r.principal.kind = "session";
@@ -413,6 +453,12 @@ LoginResult AuthService::login(const std::string& account_id, const std::string&
   {
     std::lock_guard lock(mu_);
     throttle_.erase(key);
+    accounts_.erase(account_id);
+    auto& good = known_good_[account_id];
+    if (std::find(good.begin(), good.end(), peer) == good.end()) {
+      if (good.size() >= 16) good.erase(good.begin());
+      good.push_back(peer);
+    }
   }
   log_info("login: " + account_id + " from " + peer);
   return std::move(*result);
@@ -461,7 +507,7 @@ Principal principal_of(const storage::TokenContext& x, const std::string& hash) 
 
 }  // namespace
 
-std::shared_ptr<const Principal> AuthService::check_token(const std::string& token, std::string_view kind) {
+std::shared_ptr<const Principal> AuthService::check_token(const std::string& token, std::string_view kind, bool touch) {
   if (token.empty() || token.size() > 200) return nullptr;
   const std::string hash = sha256(token);
   const std::int64_t now = now_ms();
@@ -520,6 +566,7 @@ std::shared_ptr<const Principal> AuthService::check_token(const std::string& tok
   // The idle clock is written lazily: at most every 30 s (a quarter of the idle limit when
   // that is shorter), so a token in use never looks idle after a restart and reads cost no
   // write each. One request wins the right to write.
+  if (!touch) return e->principal;  // a look (introspection), not a use
   std::int64_t written = e->last_written.load();
   if (now - written > std::min<std::int64_t>(30000, idle_ms / 4) &&
       e->last_written.compare_exchange_strong(written, now)) {
@@ -558,6 +605,8 @@ void AuthService::change_password(const Principal& p, const std::string& current
     a->password_initial = false;
     a->password_set_at = now_ms();
     store_.update_account(c, *a);
+    // Every other session and token of the account ends with the old password.
+    store_.revoke_account_tokens_except(c, a->id, p.token_hash);
   });
   log_info("password changed: " + p.account_id);
 }
@@ -567,6 +616,18 @@ Json AuthService::start_totp(const Principal& p) {
   if (p.must_change_password) {
     throw AuthError(403, "password-change-required",
                     "初期パスワードを変更してください / change your initial password first (R-13)");
+  }
+  if (!p.needs_second_factor) {
+    auto conn = pool_.acquire();
+    auto a = store_.account(*conn, p.account_id);
+    if (a && !a->totp_secret.empty()) {
+      // Replacing a second factor with only a session would let a stolen session keep the
+      // account: a new one comes after a password reset by the secretariat.
+      throw AuthError(
+          409, "conflict",
+          "二要素認証は設定済みです。変更は運営事務局のパスワードリセット後に行えます / a second factor is set "
+          "up already; to replace it, ask the secretariat for a password reset");
+    }
   }
   const std::string secret = random_bytes(20);
   {
@@ -800,7 +861,8 @@ Json AuthService::request_staff_account(const Principal& by, const Json& body) {
   }
   const std::string name = required_str(body, "name");
   const std::string fhir_user = str(body, "fhirUser");
-  if (!fhir_user.empty() && !fhir_user.starts_with("Practitioner") && !valid_fhir_user(fhir_user)) {
+  if (!fhir_user.empty() && !((fhir_user.starts_with("Practitioner/") || fhir_user.starts_with("PractitionerRole/")) &&
+                              valid_fhir_user(fhir_user))) {
     throw AuthError(400, "invalid", "fhirUser must be Practitioner/id or PractitionerRole/id", "fhirUser");
   }
   const std::string wanted = chosen_id(body);
@@ -1032,6 +1094,9 @@ Json AuthService::decide_admin_right(const Principal& by, std::int64_t grant, bo
   EpochBump changed{epoch_};
   require(by, {"sysadmin"});
   return storage::with_transaction(pool_, [&](Connection& c) {
+    // One approval at a time: each counts the holders only after the previous has committed
+    // (row locks on the accounts would not do: under READ COMMITTED nothing locks the gap).
+    store_.lock(c, "admin-rights");
     auto g = store_.admin_grant(c, grant, true);
     if (!g) throw AuthError(404, "not-found", "no admin-right request " + std::to_string(grant));
     if (g->state != "requested") throw AuthError(409, "conflict", "the request is " + g->state);
@@ -1041,7 +1106,7 @@ Json AuthService::decide_admin_right(const Principal& by, std::int64_t grant, bo
                       "for you");
     }
     if (approve) {
-      const auto holders = store_.admin_holders_for_update(c);
+      const auto holders = store_.admin_holders(c);
       auto a = store_.account(c, g->account_id, true);
       if (!a || a->state != "active") throw AuthError(409, "conflict", "the account is no longer active");
       if (!a->admin_right && holders.size() >= 2) {
@@ -1132,10 +1197,10 @@ Json AuthService::register_client(const Principal& by, const Json& body) {
   Json uris = body.contains("redirectUris") ? body["redirectUris"] : Json::array();
   if (!uris.is_array()) throw AuthError(400, "invalid", "redirectUris is an array of URLs", "redirectUris");
   for (const auto& u : uris) {
-    if (!u.is_string() || u.get<std::string>().size() > 2000 ||
-        !(u.get<std::string>().starts_with("https://") || u.get<std::string>().starts_with("http://localhost") ||
-          u.get<std::string>().starts_with("http://127.0.0.1"))) {
-      throw AuthError(400, "invalid", "redirect URIs are https (or http on localhost) URLs", "redirectUris");
+    if (!u.is_string() || !acceptable_redirect_uri(u.get<std::string>())) {
+      throw AuthError(400, "invalid",
+                      "redirect URIs are absolute https URLs (http only on localhost), without a fragment",
+                      "redirectUris");
     }
   }
   if (r.kind != "backend" && uris.empty()) {
@@ -1275,12 +1340,10 @@ AuthService::AuthorizeCheck AuthService::check_authorize(const AuthorizeRequest&
   }
   ScopeSet ceiling = role_ceiling(user.role);
   if (d.contains("scope") && d["scope"].is_string()) {
+    // The registration narrows the resource scopes; OpenID, launch and refresh scopes follow the role.
     ScopeSet c = ScopeSet::parse(d["scope"].get<std::string>());
     c.openid = c.fhir_user = c.profile = c.launch_patient = c.offline_access = c.online_access = true;
     ceiling = narrow(ceiling, c);
-    ceiling.openid = ceiling.fhir_user = ceiling.profile = true;
-    ceiling.launch_patient = role_ceiling(user.role).launch_patient;
-    ceiling.offline_access = ceiling.online_access = true;
   }
   out.granted = narrow(ScopeSet::parse(req.scope), ceiling);
   if (out.granted.resources.empty()) {
@@ -1436,7 +1499,7 @@ std::string AuthService::id_token(const AccountRow& a, const std::string& client
 
 Json AuthService::token_body(Connection& c, const ClientRow& client, const AccountRow* account, const ScopeSet& scopes,
                              const std::string& patient, const std::string& nonce, const std::string& family,
-                             bool with_refresh, const std::string& fhir_base) {
+                             bool with_refresh, const std::string& fhir_base, std::int64_t refresh_expires_at) {
   const std::string scope = scopes.text();
   const auto lifetime = account ? settings_.access_lifetime : settings_.backend_lifetime;
   std::string refresh, fam = family;
@@ -1452,9 +1515,12 @@ Json AuthService::token_body(Connection& c, const ClientRow& client, const Accou
     t.patient_id = patient;
     t.family = fam;
     t.created_at = now_ms();
-    // online_access: the refresh token lives as long as a login session would.
+    // online_access: the refresh tokens of a grant live as long as a login session would;
+    // offline_access (residents' apps): 30 days. Rotation never extends the grant's end.
     const auto life = scopes.offline_access ? settings_.refresh_lifetime : settings_.session_lifetime;
-    t.expires_at = t.created_at + std::chrono::duration_cast<std::chrono::milliseconds>(life).count();
+    t.expires_at = refresh_expires_at > 0
+                       ? refresh_expires_at
+                       : t.created_at + std::chrono::duration_cast<std::chrono::milliseconds>(life).count();
     t.last_used = t.created_at;
     store_.insert_token(c, t);
   }
@@ -1474,7 +1540,6 @@ Json AuthService::token_body(Connection& c, const ClientRow& client, const Accou
 
 TokenResponse AuthService::token(const std::map<std::string, std::string>& form, const std::string* authorization,
                                  const std::string& token_endpoint, const std::string& fhir_base) {
-  EpochBump changed{epoch_};
   const std::string* grant = form_value(form, "grant_type");
   if (!grant) throw AuthError(400, "invalid_request", "grant_type is required", "grant_type");
   if (*grant == "client_credentials") {
@@ -1501,6 +1566,7 @@ TokenResponse AuthService::token(const std::map<std::string, std::string>& form,
     });
   }
   if (*grant == "authorization_code") {
+    EpochBump changed{epoch_};  // a reused code revokes what it gave
     ClientRow client = authenticate_client(form, authorization, token_endpoint, true);
     const std::string* code = form_value(form, "code");
     const std::string* verifier = form_value(form, "code_verifier");
@@ -1536,6 +1602,7 @@ TokenResponse AuthService::token(const std::map<std::string, std::string>& form,
     return std::get<TokenResponse>(std::move(result));
   }
   if (*grant == "refresh_token") {
+    EpochBump changed{epoch_};  // rotation revokes; a reused refresh token revokes its family
     ClientRow client = authenticate_client(form, authorization, token_endpoint, true);
     const std::string* refresh = form_value(form, "refresh_token");
     if (!refresh) throw AuthError(400, "invalid_request", "refresh_token is required", "refresh_token");
@@ -1567,7 +1634,8 @@ TokenResponse AuthService::token(const std::map<std::string, std::string>& form,
         if (!inst || inst->state != "active") return AuthError(400, "invalid_grant", "the institution is not active");
       }
       store_.revoke_token(c, t->token_hash);
-      return TokenResponse{token_body(c, client, &*a, next, t->patient_id, "", t->family, true, fhir_base)};
+      return TokenResponse{
+          token_body(c, client, &*a, next, t->patient_id, "", t->family, true, fhir_base, t->expires_at)};
     });
     if (auto* e = std::get_if<AuthError>(&result)) throw *e;
     return std::get<TokenResponse>(std::move(result));
@@ -1585,7 +1653,7 @@ Json AuthService::introspect(const std::map<std::string, std::string>& form, con
   for (const char* kind : {"access", "refresh"}) {
     std::optional<Principal> p;
     if (std::string_view(kind) == "access") {
-      if (auto a = check_token(*token, "access")) p = *a;
+      if (auto a = check_token(*token, "access", false)) p = *a;
     } else {
       auto conn = pool_.acquire();
       auto t = store_.token(*conn, sha256(*token));
@@ -1605,6 +1673,11 @@ Json AuthService::introspect(const std::map<std::string, std::string>& form, con
     if (!p->patient.empty()) out["patient"] = p->patient;
     if (!p->fhir_user.empty()) out["fhirUser"] = p->fhir_user;
     if (!p->terminal_id.empty()) out["terminal_id"] = p->terminal_id;
+    auto conn = pool_.acquire();
+    if (auto row = store_.token(*conn, sha256(*token))) {
+      out["exp"] = row->expires_at / 1000;
+      out["iat"] = row->created_at / 1000;
+    }
     return out;
   }
   return Json{{"active", false}};

@@ -100,7 +100,8 @@ class AuthService {
                     const std::string& peer);
   // A session or access token → principal; nullopt when unknown, expired, idle too long,
   // revoked, or its account, client or institution is no longer active.
-  std::shared_ptr<const Principal> check_token(const std::string& token, std::string_view kind);
+  // touch: the token is being used (its idle clock restarts); false for a mere look.
+  std::shared_ptr<const Principal> check_token(const std::string& token, std::string_view kind, bool touch = true);
   void logout(const std::string& session_token);
 
   // --- the account's own changes (session principal) ---------------------------------
@@ -198,7 +199,8 @@ class AuthService {
                         const std::string& family, std::chrono::seconds lifetime);
   Json token_body(storage::Connection& c, const storage::ClientRow& client, const storage::AccountRow* account,
                   const ScopeSet& scopes, const std::string& patient, const std::string& nonce,
-                  const std::string& family, bool with_refresh, const std::string& fhir_base);
+                  const std::string& family, bool with_refresh, const std::string& fhir_base,
+                  std::int64_t refresh_expires_at = 0);
   std::string id_token(const storage::AccountRow& a, const std::string& client_id, const std::string& nonce,
                        const std::string& fhir_base);
   std::string new_account_id(storage::Connection& c, std::string_view role);
@@ -212,7 +214,21 @@ class AuthService {
   Key signing_key_;
   std::string signing_kid_;
   std::mutex mu_;
-  std::unordered_map<std::string, Throttle> throttle_;                           // account|peer
+  struct PeerBudget {
+    std::int64_t window_start = 0;
+    unsigned failures = 0;
+    std::int64_t blocked_until = 0;
+  };
+  struct AccountFailures {
+    unsigned failures = 0;  // in a row, from any source
+    std::int64_t last = 0;
+    std::int64_t next_new_source = 0;  // before this, sources not in known_good_ wait
+  };
+  std::unordered_map<std::string, Throttle> throttle_;                    // account|peer
+  std::unordered_map<std::string, PeerBudget> peers_;                     // peer
+  std::unordered_map<std::string, AccountFailures> accounts_;             // account
+  std::unordered_map<std::string, std::vector<std::string>> known_good_;  // account → peers that logged in
+  std::int64_t last_prune_ = 0;
   std::unordered_map<std::string, std::pair<Json, std::int64_t>> certificates_;  // token → data, expiry
   std::unordered_map<std::string, std::string> pending_totp_;                    // account → secret
   struct CachedToken {

@@ -1,6 +1,13 @@
 #include "server/interactions/authorize.hpp"
 
+#include <algorithm>
+#include <set>
+
+#include "resources/type_model.hpp"
 #include "server/interactions/search_engine.hpp"
+#include "server/interactions/support.hpp"
+#include "server/search/escapes.hpp"
+#include "server/search/registry.hpp"
 
 namespace kasama::server {
 
@@ -8,23 +15,26 @@ namespace {
 
 using auth::ScopeContext;
 
-unsigned needed_perms(Kind k) {
+unsigned needed_perms(Kind k, const RestRequest& req) {
   switch (k) {
     case Kind::kRead:
     case Kind::kVread:
     case Kind::kHistoryInstance:
       return auth::kRead;
     case Kind::kCreate:
-      return auth::kCreate;
+      // If-None-Exist searches the type: that needs search as well.
+      return req.header("if-none-exist") ? auth::kCreate | auth::kSearch : auth::kCreate;
     case Kind::kUpdate:
-    case Kind::kConditionalUpdate:
     case Kind::kPatch:
-    case Kind::kConditionalPatch:
     case Kind::kReindex:
       return auth::kUpdate;
+    case Kind::kConditionalUpdate:
+    case Kind::kConditionalPatch:
+      return auth::kUpdate | auth::kSearch;
     case Kind::kDelete:
-    case Kind::kConditionalDelete:
       return auth::kDelete;
+    case Kind::kConditionalDelete:
+      return auth::kDelete | auth::kSearch;
     case Kind::kHistoryType:
     case Kind::kHistorySystem:
     case Kind::kSearchType:
@@ -56,19 +66,138 @@ std::string scoped_type(const Route& r) {
   }
 }
 
-[[noreturn]] void refuse(const auth::Principal& p, const Route& r, const std::string& type) {
+[[noreturn]] void refuse(const auth::Principal& p, const Route& r, const std::string& type,
+                         const std::string& because = "") {
   FhirError e(403, "forbidden",
               std::string("アクセス権限(スコープ)が不足しています / the token's scopes (") + p.scope_text +
-                  ") do not allow " + kind_name(r.kind) + (type == "*" ? std::string() : " on " + type));
+                  ") do not allow " + kind_name(r.kind) +
+                  (type == "*" ? std::string(" on every type") : " on " + type) + because);
   e.headers.emplace_back("WWW-Authenticate", "Bearer error=\"insufficient_scope\"");
   throw e;
+}
+
+bool broad(const auth::ScopeSet& s, const std::string& type, unsigned perms) {
+  return s.permits(ScopeContext::kUser, type, perms) || s.permits(ScopeContext::kSystem, type, perms);
+}
+
+// A search's parameters as run_search will see them: the query, then a POST _search body.
+std::vector<std::pair<std::string, std::string>> search_params(const RestRequest& req) {
+  std::vector<std::pair<std::string, std::string>> all = req.params;
+  if (req.method == "POST" && !req.body.empty()) {
+    const std::string* ct = req.header("content-type");
+    if (ct && ct->find("application/x-www-form-urlencoded") != std::string::npos) {
+      auto body = parse_criteria("?" + req.body);
+      all.insert(all.end(), body.begin(), body.end());
+    }
+  }
+  return all;
+}
+
+// The reference targets of a parameter on some of the types; "*" when one is unknown.
+void add_targets(const std::set<std::string>& from, const std::string& code, std::set<std::string>& out) {
+  for (const auto& t : from) {
+    const auto* sp = search::Registry::instance().find(t, code);
+    if (!sp || sp->targets.empty()) {
+      out.insert("*");
+      continue;
+    }
+    out.insert(sp->targets.begin(), sp->targets.end());
+  }
+}
+
+// Every type a search reaches besides the searched one, with what it needs: resources that
+// _include/_revinclude bring in must be readable; types that _type, chains and _has look
+// into must be searchable. "*" stands for "any type".
+void reached_types(const std::vector<std::pair<std::string, std::string>>& params, const std::string& main_type,
+                   std::set<std::string>& read, std::set<std::string>& search) {
+  for (const auto& [name, value] : params) {
+    if (name == "_type") {
+      for (const auto& t : search::split_list(value, ',')) search.insert(search::unescape(t));
+    } else if (name.starts_with("_include") || name.starts_with("_revinclude")) {
+      const bool rev = name.starts_with("_revinclude");
+      const auto parts = search::split_list(value, ':');
+      if (value == "*" || parts.size() < 2) {
+        read.insert("*");
+      } else if (rev) {
+        read.insert(parts[0]);  // the resources that point here
+      } else if (parts[1] == "*") {
+        read.insert("*");  // whatever the source's references point to
+      } else if (parts.size() >= 3) {
+        read.insert(parts[2]);
+      } else {
+        add_targets({parts[0]}, parts[1], read);
+      }
+    } else if (name.starts_with("_has:")) {
+      // _has:Type:ref:param, possibly nested: every Type named is searched.
+      const auto parts = search::split_list(name.substr(5), ':');
+      for (std::size_t i = 0; i < parts.size(); i += 3) {
+        search.insert(parts[i]);
+        if (i + 2 >= parts.size() || !parts[i + 2].starts_with("_has")) break;
+        ++i;  // skip the nested "_has"
+      }
+    } else if (!name.empty() && name[0] != '_' && name.find('.') != std::string::npos) {
+      // A chain: code[:Type].code[:Type]….param — each link's target types are searched.
+      std::set<std::string> current = {main_type};
+      std::string_view rest = name;
+      while (true) {
+        const auto dot = rest.find('.');
+        if (dot == std::string_view::npos) break;
+        std::string link(rest.substr(0, dot));
+        std::set<std::string> next;
+        if (const auto colon = link.find(':'); colon != std::string::npos) {
+          next.insert(link.substr(colon + 1));
+        } else {
+          add_targets(current, link, next);
+        }
+        search.insert(next.begin(), next.end());
+        current = next;
+        rest.remove_prefix(dot + 1);
+      }
+    }
+  }
+}
+
+// Conditional references in a resource to be written ("Patient?identifier=…"): resolving
+// them searches their types.
+void conditional_reference_types(const RestRequest& req, std::set<std::string>& search) {
+  const auto add = [&](std::string_view ref) {
+    const auto q = ref.find('?');
+    if (q != std::string_view::npos && q > 0 && ref.find('/') > q) search.insert(std::string(ref.substr(0, q)));
+  };
+  if (req.resource) {
+    std::vector<const resources::Json*> stack = {&*req.resource};
+    while (!stack.empty()) {
+      const resources::Json* j = stack.back();
+      stack.pop_back();
+      if (j->is_object()) {
+        for (auto it = j->begin(); it != j->end(); ++it) {
+          if (it.key() == "reference" && it->is_string()) add(it->get_ref<const std::string&>());
+          if (it->is_structured()) stack.push_back(&*it);
+        }
+      } else if (j->is_array()) {
+        for (const auto& v : *j) {
+          if (v.is_structured()) stack.push_back(&v);
+        }
+      }
+    }
+    return;
+  }
+  // A plain write: scan the JSON text for "reference": "…?…" without parsing it twice.
+  const std::string& b = req.body;
+  for (std::size_t at = b.find("\"reference\""); at != std::string::npos; at = b.find("\"reference\"", at + 1)) {
+    std::size_t i = at + 11;
+    while (i < b.size() && (b[i] == ' ' || b[i] == ':' || b[i] == '\n' || b[i] == '\t' || b[i] == '\r')) ++i;
+    if (i >= b.size() || b[i] != '"') continue;
+    const std::size_t end = b.find('"', i + 1);
+    if (end == std::string::npos) break;
+    add(std::string_view(b).substr(i + 1, end - i - 1));
+  }
 }
 
 // Whether resource type/id is in the patient's compartment now (a compartment search for it).
 bool in_compartment(Context& ctx, const RestRequest& req, const std::string& patient, const std::string& type,
                     const std::string& id) {
   if (type == "Patient") return id == patient;
-  if (patient_compartment_params(type).empty()) return true;  // not patient data: not held to the compartment
   RestRequest probe;
   probe.method = "GET";
   probe.base_url = req.base_url;
@@ -84,17 +213,15 @@ bool in_compartment(Context& ctx, const RestRequest& req, const std::string& pat
   return parsed.ok && parsed.value.value("total", 0) > 0;
 }
 
-// Until the access module filters what _revinclude and iterated _include bring in (issue 5),
-// a patient-context token may not ask for them: they can reach beyond the compartment.
-void refuse_wide_includes(const auth::Principal& p, const RestRequest& req) {
-  for (const auto& [name, value] : req.params) {
-    if (name.starts_with("_revinclude") ||
-        (name.starts_with("_include") && name.find(":iterate") != std::string::npos)) {
-      FhirError e(403, "forbidden",
-                  name + " is not available to a token limited to one patient's records (" + p.scope_text + ")", name);
-      throw e;
-    }
-  }
+// Types outside the Patient compartment that a patient-context token may read: the
+// directory of people, places and things a record points to, which holds nobody's health
+// data. Anything else outside the compartment (Bundle, Binary, Device, …) may.
+bool shared_reference_type(const std::string& type) {
+  static const std::set<std::string> kTypes = {
+      "Organization", "Practitioner",  "PractitionerRole",    "Location",        "HealthcareService",
+      "Endpoint",     "Medication",    "Substance",           "ValueSet",        "CodeSystem",
+      "ConceptMap",   "Questionnaire", "StructureDefinition", "SearchParameter", "OperationDefinition"};
+  return kTypes.count(type) > 0;
 }
 
 }  // namespace
@@ -104,57 +231,74 @@ void authorize(Context& ctx, const RestRequest& req, Route& r) {
   if (!req.principal) throw FhirError(500, "exception", "request without a principal");
   const auth::Principal& p = *req.principal;
   if (p.kind == "internal") return;
-  const unsigned perms = needed_perms(r.kind);
+  const unsigned perms = needed_perms(r.kind, req);
   const std::string type = scoped_type(r);
   const auto& s = p.scopes;
   if (r.kind == Kind::kReindex) {
-    // Rebuilding indexes is server management: a backend client with system write scope, or
-    // a holder of the admin right (R-16).
-    if (p.admin_right || s.permits(ScopeContext::kSystem, type, perms)) return;
+    // Rebuilding indexes is server management: a backend client with system write scope.
+    if (s.permits(ScopeContext::kSystem, type, perms)) return;
     refuse(p, r, type);
   }
-  // A system search naming its types (_type) needs scopes for those types only.
-  if (r.kind == Kind::kSearchSystem) {
-    if (const std::string* types = req.param("_type"); types && !types->empty()) {
-      std::size_t start = 0;
-      while (start <= types->size()) {
-        const std::size_t comma = std::min(types->find(',', start), types->size());
-        const std::string one = types->substr(start, comma - start);
-        if (!s.permits(ScopeContext::kUser, one, perms) && !s.permits(ScopeContext::kSystem, one, perms)) {
-          refuse(p, r, one);
-        }
-        start = comma + 1;
-      }
-      return;
+  const bool searching = r.kind == Kind::kSearchType || r.kind == Kind::kSearchSystem ||
+                         r.kind == Kind::kSearchCompartment || r.kind == Kind::kEverything;
+  std::vector<std::pair<std::string, std::string>> params;
+  if (searching) params = search_params(req);
+  const bool patient_only = !broad(s, type, perms) && r.kind != Kind::kSearchSystem;
+
+  if (!patient_only) {
+    // user/ or system/ scopes: the interaction's type, and every type the request reaches.
+    std::set<std::string> read, search;
+    if (searching) reached_types(params, type == "*" ? "" : type, read, search);
+    if (r.kind == Kind::kSearchSystem) {
+      if (search.empty()) search.insert("*");  // no _type: every type
+    } else if (!broad(s, type, perms)) {
+      refuse(p, r, type);
+    }
+    if (is_write(r.kind)) conditional_reference_types(req, search);
+    for (const auto& t : search) {
+      if (!broad(s, t, auth::kSearch)) refuse(p, r, t, " (searched by this request)");
+    }
+    for (const auto& t : read) {
+      if (!broad(s, t, auth::kRead)) refuse(p, r, t, " (included by this request)");
+    }
+    return;
+  }
+
+  if (!s.permits(ScopeContext::kPatient, type, perms) || p.patient.empty()) refuse(p, r, type);
+  // Only a patient/ scope covers it: the patient's compartment, and the shared directory
+  // types, nothing else. Until the access module filters what includes bring in (issue 5),
+  // includes and $everything (which adds referenced resources) are not offered here.
+  for (const auto& [name, value] : params) {
+    if (name.starts_with("_include") || name.starts_with("_revinclude")) {
+      FhirError e(403, "forbidden",
+                  name + " is not available to a token limited to one patient's records (" + p.scope_text + ")", name);
+      throw e;
     }
   }
-  if (s.permits(ScopeContext::kUser, type, perms) || s.permits(ScopeContext::kSystem, type, perms)) return;
-  if (!s.permits(ScopeContext::kPatient, type, perms) || p.patient.empty()) refuse(p, r, type);
-
-  // Only a patient/ scope covers it: the patient's compartment, nothing else.
   const std::string& pid = p.patient;
   const auto not_found = [&]() {
     return FhirError(404, "not-found", "Resource " + r.type + "/" + r.id + " is not known");
   };
+  const bool compartment_type = !patient_compartment_params(r.type).empty();
   switch (r.kind) {
     case Kind::kRead:
     case Kind::kVread:
     case Kind::kHistoryInstance:
-      if (!in_compartment(ctx, req, pid, r.type, r.id)) throw not_found();
+      if (!compartment_type && !shared_reference_type(r.type)) refuse(p, r, r.type, " (not one patient's data)");
+      if (compartment_type && !in_compartment(ctx, req, pid, r.type, r.id)) throw not_found();
       return;
     case Kind::kSearchType:
-      refuse_wide_includes(p, req);
-      if (patient_compartment_params(r.type).empty()) return;  // not patient data
+      if (!compartment_type) {
+        if (shared_reference_type(r.type)) return;
+        refuse(p, r, r.type, " (not one patient's data)");
+      }
       r = Route{Kind::kSearchCompartment, "Patient", pid, r.type};
       return;
     case Kind::kSearchCompartment:
-      refuse_wide_includes(p, req);
-      [[fallthrough]];
-    case Kind::kEverything:
       if (r.type == "Patient" && r.id == pid) return;
       throw not_found();
     default:
-      // Writes and system-wide reads are not given to a patient context.
+      // Writes, $everything and system-wide reads are not given to a patient context.
       refuse(p, r, type);
   }
 }

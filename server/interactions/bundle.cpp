@@ -10,6 +10,7 @@
 #include "resources/fhir_time.hpp"
 #include "resources/references.hpp"
 #include "resources/type_model.hpp"
+#include "server/interactions/authorize.hpp"
 #include "server/interactions/service.hpp"
 #include "server/interactions/support.hpp"
 #include "server/log.hpp"
@@ -205,6 +206,17 @@ RestResponse run_transaction(FhirService& service, const RestRequest& req, const
     std::vector<RestRequest> requests;
     requests.reserve(entries.size());
     for (const auto& e : entries) requests.push_back(entry_request(e, req));
+    // Every entry is authorized before any runs and before any conditional target is
+    // resolved: a refusal must not come after work whose outcome tells what exists.
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      ctx.current_entry = static_cast<int>(i);
+      try {
+        Route r = route(requests[i]);
+        if (r.kind != Kind::kBatchOrTransaction) authorize(ctx, requests[i], r);
+      } catch (FhirError& err) {
+        rethrow_for_entry(err, entries[i]);
+      }
+    }
     std::vector<RestResponse> responses(entries.size());
     std::vector<std::size_t> order(entries.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;

@@ -57,8 +57,8 @@ InstitutionRow institution_row(ResultSet& rs, std::size_t r) {
 
 constexpr const char* kAccountCols =
     "id, name, role, institution_id, fhir_user, state, password_hash, password_initial, password_set_at, "
-    "totp_secret, totp_last_step, admin_right, failures, locked_until, details, created_at, created_by, issued_at, "
-    "issued_by, ended_at, ended_by";
+    "totp_secret, totp_last_step, admin_right, details, created_at, created_by, issued_at, issued_by, ended_at, "
+    "ended_by";
 
 AccountRow account_row(ResultSet& rs, std::size_t r) {
   AccountRow a;
@@ -74,15 +74,13 @@ AccountRow account_row(ResultSet& rs, std::size_t r) {
   a.totp_secret = rs.take(r, 9);
   a.totp_last_step = rs.integer(r, 10);
   a.admin_right = rs.integer(r, 11) != 0;
-  a.failures = static_cast<unsigned>(rs.integer(r, 12));
-  a.locked_until = opt_ms(rs, r, 13);
-  a.details = rs.take(r, 14);
-  a.created_at = ms(rs, r, 15);
-  a.created_by = rs.take(r, 16);
-  a.issued_at = opt_ms(rs, r, 17);
-  a.issued_by = rs.take(r, 18);
-  a.ended_at = opt_ms(rs, r, 19);
-  a.ended_by = rs.take(r, 20);
+  a.details = rs.take(r, 12);
+  a.created_at = ms(rs, r, 13);
+  a.created_by = rs.take(r, 14);
+  a.issued_at = opt_ms(rs, r, 15);
+  a.issued_by = rs.take(r, 16);
+  a.ended_at = opt_ms(rs, r, 17);
+  a.ended_by = rs.take(r, 18);
   return a;
 }
 
@@ -167,9 +165,8 @@ void AuthStore::insert_account(Connection& c, const AccountRow& a) {
   Times t;
   c.query(
       "INSERT INTO auth_account (tenant_id, id, name, role, institution_id, fhir_user, state, password_hash, "
-      "password_initial, password_set_at, totp_secret, totp_last_step, admin_right, failures, locked_until, details, "
-      "created_at, created_by, issued_at, issued_by, ended_at, ended_by) "
-      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+      "password_initial, password_set_at, totp_secret, totp_last_step, admin_right, details, created_at, created_by, "
+      "issued_at, issued_by, ended_at, ended_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
       {tenant(),
        text(a.id),
        text(a.name),
@@ -183,8 +180,6 @@ void AuthStore::insert_account(Connection& c, const AccountRow& a) {
        opt(a.totp_secret),
        std::int64_t{a.totp_last_step},
        flag(a.admin_right),
-       std::int64_t{a.failures},
-       t.at(a.locked_until),
        text(a.details),
        t.at(a.created_at),
        opt(a.created_by),
@@ -218,38 +213,24 @@ void AuthStore::update_account(Connection& c, const AccountRow& a) {
   Times t;
   c.query(
       "UPDATE auth_account SET name=?, role=?, institution_id=?, fhir_user=?, state=?, password_hash=?, "
-      "password_initial=?, password_set_at=?, totp_secret=?, totp_last_step=?, admin_right=?, failures=?, "
-      "locked_until=?, details=?, issued_at=?, issued_by=?, ended_at=?, ended_by=? WHERE tenant_id=? AND id=?",
-      {text(a.name),
-       text(a.role),
-       opt(a.institution_id),
-       opt(a.fhir_user),
-       text(a.state),
-       opt(a.password_hash),
-       flag(a.password_initial),
-       t.at(a.password_set_at),
-       opt(a.totp_secret),
-       std::int64_t{a.totp_last_step},
-       flag(a.admin_right),
-       std::int64_t{a.failures},
-       t.at(a.locked_until),
-       text(a.details),
-       t.at(a.issued_at),
-       opt(a.issued_by),
-       t.at(a.ended_at),
-       opt(a.ended_by),
-       tenant(),
-       text(a.id)});
+      "password_initial=?, password_set_at=?, totp_secret=?, totp_last_step=?, admin_right=?, details=?, "
+      "issued_at=?, issued_by=?, ended_at=?, ended_by=? WHERE tenant_id=? AND id=?",
+      {text(a.name), text(a.role), opt(a.institution_id), opt(a.fhir_user), text(a.state), opt(a.password_hash),
+       flag(a.password_initial), t.at(a.password_set_at), opt(a.totp_secret), std::int64_t{a.totp_last_step},
+       flag(a.admin_right), text(a.details), t.at(a.issued_at), opt(a.issued_by), t.at(a.ended_at), opt(a.ended_by),
+       tenant(), text(a.id)});
 }
 
-std::vector<std::string> AuthStore::admin_holders_for_update(Connection& c) {
-  // Locking the whole admin_right range (not only matching rows) keeps two approvals from
-  // both seeing one holder: the second waits for the first to commit.
-  auto rs = c.query("SELECT id FROM auth_account WHERE tenant_id=? AND admin_right=1 AND state='active' FOR UPDATE",
-                    {tenant()});
+std::vector<std::string> AuthStore::admin_holders(Connection& c) {
+  auto rs = c.query("SELECT id FROM auth_account WHERE tenant_id=? AND admin_right=1 AND state='active'", {tenant()});
   std::vector<std::string> out;
   for (std::size_t r = 0; r < rs.size(); ++r) out.push_back(rs.take(r, 0));
   return out;
+}
+
+void AuthStore::lock(Connection& c, const std::string& name) {
+  c.query("INSERT IGNORE INTO auth_lock (tenant_id, name, n) VALUES (?,?,0)", {tenant(), text(name)});
+  c.query("UPDATE auth_lock SET n=n+1 WHERE tenant_id=? AND name=?", {tenant(), text(name)});
 }
 
 // --- admin grants ---------------------------------------------------------------------
@@ -442,6 +423,12 @@ void AuthStore::revoke_family(Connection& c, const std::string& family) {
 void AuthStore::revoke_account_tokens(Connection& c, const std::string& account_id) {
   c.query("UPDATE auth_token SET revoked=1 WHERE tenant_id=? AND account_id=? AND revoked=0",
           {tenant(), text(account_id)});
+}
+
+void AuthStore::revoke_account_tokens_except(Connection& c, const std::string& account_id,
+                                             const std::string& keep_hash) {
+  c.query("UPDATE auth_token SET revoked=1 WHERE tenant_id=? AND account_id=? AND revoked=0 AND token_hash<>?",
+          {tenant(), text(account_id), text(keep_hash)});
 }
 
 void AuthStore::revoke_client_tokens(Connection& c, const std::string& client_id) {

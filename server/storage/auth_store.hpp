@@ -22,8 +22,7 @@ struct AccountRow {
   std::string id, name, role, institution_id, fhir_user, state, password_hash, totp_secret, details;
   bool password_initial = true, admin_right = false;
   std::int64_t totp_last_step = 0;
-  unsigned failures = 0;
-  std::optional<std::int64_t> locked_until, password_set_at, issued_at, ended_at;
+  std::optional<std::int64_t> password_set_at, issued_at, ended_at;
   std::int64_t created_at = 0;
   std::string created_by, issued_by, ended_by;
 };
@@ -84,8 +83,10 @@ class AuthStore {
   std::vector<AccountRow> accounts(Connection& c, const std::string& role, const std::string& institution_id,
                                    const std::string& state);
   void update_account(Connection& c, const AccountRow& r);
-  // Locks every account row holding the admin right and returns their ids.
-  std::vector<std::string> admin_holders_for_update(Connection& c);
+  // The accounts holding the admin right (call under lock(c, "admin-rights")).
+  std::vector<std::string> admin_holders(Connection& c);
+  // Serializes the transactions that take the named lock, until commit.
+  void lock(Connection& c, const std::string& name);
 
   std::int64_t insert_admin_grant(Connection& c, const AdminGrantRow& r);
   std::optional<AdminGrantRow> admin_grant(Connection& c, std::int64_t pk, bool for_update = false);
@@ -106,6 +107,7 @@ class AuthStore {
   void revoke_token(Connection& c, const std::string& hash);
   void revoke_family(Connection& c, const std::string& family);
   void revoke_account_tokens(Connection& c, const std::string& account_id);
+  void revoke_account_tokens_except(Connection& c, const std::string& account_id, const std::string& keep_hash);
   void revoke_client_tokens(Connection& c, const std::string& client_id);
   void touch_token(Connection& c, const std::string& hash, std::int64_t last_used);
   std::uint64_t purge_expired(Connection& c, std::int64_t now);

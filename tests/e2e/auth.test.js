@@ -51,7 +51,7 @@ const backendGrant = (inst, key, over = {}, scope = 'system/*.rs') => postForm(T
 });
 
 // A user token through the authorization-code flow on the institution's confidential terminal.
-async function userToken(inst, user, scope = 'openid fhirUser user/*.rs offline_access') {
+async function userToken(inst, user, scope = 'openid fhirUser user/*.rs online_access') {
   const a = await authorizeCode({ session: user.session, clientId: inst.conf.clientId, redirectUri: REDIRECT, scope });
   assert.equal(a.status, 302, a.html);
   assert.ok(a.params.code, a.location);
@@ -244,6 +244,21 @@ describe('accounts and institutions (R-10 … R-16)', () => {
     assert.equal((await api('POST', `/admin/admin-rights/${grants[2]}/approve`, { session: s.sysadmin.session, body: {} })).status, 200, 'after a revocation there is room');
   });
 
+  it('R-16 under concurrency: six approvals at once leave at most two holders', async () => {
+    const holders = (await api('GET', '/admin/accounts?state=active', { session: s.owner.session })).json.filter((a) => a.adminRight);
+    for (const h of holders) await api('POST', `/admin/accounts/${h.id}/revoke-admin-right`, { session: s.sysadmin.session, body: {} });
+    const grants = [];
+    for (let i = 0; i < 6; i++) {
+      const a = await api('POST', '/admin/accounts', { session: s.owner.session, body: { role: 'auditor', name: `同時 ${i}` } });
+      grants.push((await api('POST', '/admin/admin-rights', { session: s.owner.session, body: { account: a.json.account.id, reason: '保守' } })).json.id);
+    }
+    const results = await Promise.all(grants.map((g) => api('POST', `/admin/admin-rights/${g}/approve`, { session: s.sysadmin.session, body: {} })));
+    const statuses = results.map((r) => r.status).sort();
+    assert.deepEqual(statuses, [200, 200, 409, 409, 409, 409], JSON.stringify(results.map((r) => r.json)));
+    const now = (await api('GET', '/admin/accounts?state=active', { session: s.owner.session })).json.filter((a) => a.adminRight);
+    assert.equal(now.length, 2);
+  });
+
   it('second factor: admin roles must set up TOTP before anything else; a TOTP code counts once', async () => {
     const r = await api('POST', '/admin/accounts', { session: s.owner.session, body: { role: 'ops-manager', name: '運営 二郎' } });
     const l = await api('POST', '/auth/login', { body: { id: r.json.account.id, password: r.json.initialPassword } });
@@ -256,14 +271,40 @@ describe('accounts and institutions (R-10 … R-16)', () => {
     assert.equal((await api('POST', '/auth/totp/confirm', { session: l.json.session_token, body: { code: '000000' } })).status, 400);
     assert.equal((await api('POST', '/auth/totp/confirm', { session: l.json.session_token, body: { code: totp(t.json.secret) } })).status, 200);
     assert.equal((await api('GET', '/admin/accounts', { session: l.json.session_token })).status, 200);
-    // From now on the code is required at login, and a used code is not accepted again.
-    assert.equal((await api('POST', '/auth/login', { body: { id: r.json.account.id, password: 'Ops-manager-pass-1!' } })).status, 401);
+    // From now on the code is required at login, and an accepted code is not accepted again.
+    assert.equal((await loginRequest({ id: r.json.account.id, password: 'Ops-manager-pass-1!' })).status, 401);
+    await sleep(30_000 - (Date.now() % 30_000) + 300);  // a step no login has used yet
     const code = totp(t.json.secret);
     const first = await loginRequest({ id: r.json.account.id, password: 'Ops-manager-pass-1!', totp: code });
-    // The confirm above may have used this very step already: then wait for the next one.
-    if (first.status !== 200) assert.ok(await login(r.json.account.id, 'Ops-manager-pass-1!', t.json.secret));
+    assert.equal(first.status, 200, first.text);
     const replay = await loginRequest({ id: r.json.account.id, password: 'Ops-manager-pass-1!', totp: code });
-    assert.equal(replay.status, 401, 'a TOTP code is accepted once');
+    assert.equal(replay.status, 401, 'the same code is refused the second time');
+    // The second factor cannot be replaced with only a session (a stolen one would keep the account).
+    const again = await api('POST', '/auth/totp', { session: first.json.session_token, body: {} });
+    assert.equal(again.status, 409);
+  });
+
+  it('a password change ends the account\'s other sessions and tokens', async () => {
+    const req = await api('POST', '/admin/accounts/requests', { session: inst.manager.session, body: { name: '変更 太郎' } });
+    const iss = await api('POST', `/admin/accounts/${req.json.id}/issue`, { session: s['ops-manager'].session, body: {} });
+    const u = { id: req.json.id, ...(await firstLogin(req.json.id, iss.json.initialPassword)) };
+    const other = await login(u.id, u.password);
+    const t = await userToken(inst, { ...u, session: other });
+    const c = await api('POST', '/auth/password', { session: u.session, body: { current: u.password, new: 'Another-pass-2026!' } });
+    assert.equal(c.status, 200, c.text);
+    assert.equal((await api('GET', '/admin/me', { session: u.session })).status, 200, 'the session that changed it goes on');
+    assert.equal((await api('GET', '/admin/me', { session: other })).status, 401, 'another session ends');
+    assert.equal((await request('GET', 'Patient?_count=1', bearer(t.access_token))).status, 401, 'its tokens end');
+  });
+
+  it('staff accounts link only to Practitioner or PractitionerRole', async () => {
+    for (const fhirUser of ['Patient/123', 'PractitionerX', 'Practitioner/"><img src=x>', 'Practitioner/']) {
+      const r = await api('POST', '/admin/accounts/requests', { session: inst.manager.session, body: { name: 'x', fhirUser } });
+      assert.equal(r.status, 400, fhirUser);
+      assert.equal(r.json.field, 'fhirUser');
+    }
+    const ok = await api('POST', '/admin/accounts/requests', { session: inst.manager.session, body: { name: 'x', fhirUser: 'PractitionerRole/pr-1' } });
+    assert.equal(ok.status, 201, ok.text);
   });
 
   it('R-15: a deregistered account is refused on its very next request, tokens and sessions alike', async () => {
@@ -360,15 +401,18 @@ describe('OAuth and SMART negative cases (Inferno-style, R-18, R-19)', () => {
   });
 
   it('refresh rotates and can only narrow the scopes (no escalation)', async () => {
-    const t = await userToken(inst, inst.practitioner, 'user/Patient.rs offline_access');
-    const wider = await postForm(TOKEN_ENDPOINT, { grant_type: 'refresh_token', refresh_token: t.refresh_token, scope: 'user/Patient.cruds offline_access' }, { basic: [inst.conf.clientId, inst.conf.clientSecret] });
+    const staffOffline = await userToken(inst, inst.practitioner, 'user/Patient.rs offline_access');
+    assert.equal(staffOffline.refresh_token, undefined, 'staff get no offline_access: their refresh ends with the login session');
+    assert.doesNotMatch(staffOffline.scope, /offline_access/);
+    const t = await userToken(inst, inst.practitioner, 'user/Patient.rs online_access');
+    const wider = await postForm(TOKEN_ENDPOINT, { grant_type: 'refresh_token', refresh_token: t.refresh_token, scope: 'user/Patient.cruds online_access' }, { basic: [inst.conf.clientId, inst.conf.clientSecret] });
     assert.equal(wider.status, 400);
     assert.equal(wider.json.error, 'invalid_scope');
     const other = await postForm(TOKEN_ENDPOINT, { grant_type: 'refresh_token', refresh_token: t.refresh_token, scope: 'user/Observation.rs' }, { basic: [inst.conf.clientId, inst.conf.clientSecret] });
     assert.equal(other.json.error, 'invalid_scope');
-    const narrower = await postForm(TOKEN_ENDPOINT, { grant_type: 'refresh_token', refresh_token: t.refresh_token, scope: 'user/Patient.r offline_access' }, { basic: [inst.conf.clientId, inst.conf.clientSecret] });
+    const narrower = await postForm(TOKEN_ENDPOINT, { grant_type: 'refresh_token', refresh_token: t.refresh_token, scope: 'user/Patient.r online_access' }, { basic: [inst.conf.clientId, inst.conf.clientSecret] });
     assert.equal(narrower.status, 200, narrower.text);
-    assert.equal(narrower.json.scope, 'offline_access user/Patient.r');
+    assert.equal(narrower.json.scope, 'online_access user/Patient.r');
     assert.equal((await request('GET', 'Patient?_count=1', bearer(narrower.json.access_token))).status, 403, 'r is not s');
   });
 
@@ -410,12 +454,67 @@ describe('OAuth and SMART negative cases (Inferno-style, R-18, R-19)', () => {
     assert.equal(intro.json.active, true);
     assert.equal(intro.json.client_id, inst.conf.clientId);
     assert.ok(intro.json.terminal_id.startsWith('T-'), 'the terminal ID travels with the token (R-18)');
+    assert.ok(intro.json.exp > Date.now() / 1000 && intro.json.exp <= Date.now() / 1000 + 3601, 'exp is given');
     const noAuth = await postForm(`${ORIGIN}/auth/introspect`, { token: t.json.access_token });
     assert.equal(noAuth.status, 401);
     const rev = await postForm(`${ORIGIN}/auth/revoke`, { token: t.json.access_token }, { basic: [inst.conf.clientId, inst.conf.clientSecret] });
     assert.equal(rev.status, 200);
     assert.equal((await postForm(`${ORIGIN}/auth/introspect`, { token: t.json.access_token }, { basic: [inst.conf.clientId, inst.conf.clientSecret] })).json.active, false);
     assert.equal((await request('GET', 'Patient?_count=1', bearer(t.json.access_token))).status, 401);
+  });
+
+  it('a token reaches only the types its scopes cover: _type, _include, _revinclude, chains and _has, in the query or a POST body', async () => {
+    const t = await userToken(inst, inst.practitioner, 'user/Practitioner.rs user/Patient.rs');
+    const tok = bearer(t.access_token);
+    const cases = [
+      ['GET', 'Practitioner?_revinclude=Observation:performer'],
+      ['GET', 'Patient?_revinclude=Observation:subject'],
+      ['GET', 'Patient?_include=Patient:general-practitioner'],  // Organization is among its targets
+      ['GET', 'Patient?_include=*'],
+      ['GET', 'Patient?_include:iterate=Patient:organization'],
+      ['GET', '?_type=Practitioner&_type=Observation'],
+      ['GET', '?_type=Practitioner,Observation'],
+      ['GET', 'Patient?_has:Observation:subject:code=1234'],
+      ['GET', 'Patient?organization.name=x'],
+      ['GET', 'Patient?general-practitioner:Organization.name=x'],
+    ];
+    for (const [method, q] of cases) {
+      const r = await request(method, q, tok);
+      assert.equal(r.status, 403, q);
+    }
+    const body = await request('POST', 'Practitioner/_search', { ...tok, headers: { ...tok.headers, 'content-type': 'application/x-www-form-urlencoded' }, body: '_revinclude=Observation:performer' });
+    assert.equal(body.status, 403, 'a POST _search body is checked as well');
+    const sys = await request('POST', '_search?_type=Practitioner', { ...tok, headers: { ...tok.headers, 'content-type': 'application/x-www-form-urlencoded' }, body: '_type=Observation' });
+    assert.equal(sys.status, 403);
+    // What the scopes do cover still works.
+    assert.equal((await request('GET', 'Patient?_include=Patient:general-practitioner:Practitioner', tok)).status, 200);
+    assert.equal((await request('GET', '?_type=Patient,Practitioner&_count=1', tok)).status, 200);
+    assert.equal((await request('GET', 'Patient?general-practitioner:Practitioner.name=x', tok)).status, 200);
+  });
+
+  it('a transaction cannot test for what the token may not search: conditional references and If-None-Exist are authorized first', async () => {
+    const t = await userToken(inst, inst.practitioner, 'user/Observation.cruds');
+    const tx = (entry) => request('POST', '', { ...bearer(t.access_token), body: { resourceType: 'Bundle', type: 'transaction', entry: [entry] } });
+    for (const family of ['Exists', `Missing${uid('f')}`]) {
+      const r = await tx({ resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: `Patient?family=${family}` } }, request: { method: 'POST', url: 'Observation' } });
+      assert.equal(r.status, 403, `${family}: ${r.text}`);
+    }
+    const ine = await tx({ resource: { resourceType: 'Patient' }, request: { method: 'POST', url: 'Patient', ifNoneExist: 'family=x' } });
+    assert.equal(ine.status, 403);
+    const plain = await request('POST', 'Observation', { ...bearer(t.access_token), body: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: 'Patient?family=x' } } });
+    assert.equal(plain.status, 403, 'a plain create with a conditional reference too');
+  });
+
+  it('the login form refuses a post without its own page\'s value (login CSRF)', async () => {
+    const r = await fetch(`${ORIGIN}/auth/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ id: inst.practitioner.id, password: inst.practitioner.password, next: '/auth/login' }).toString() });
+    assert.equal(r.status, 403);
+    assert.equal(r.headers.get('set-cookie')?.includes('kasama_session'), false);
+    const page = await fetch(`${ORIGIN}/auth/login`);
+    const cookie = page.headers.get('set-cookie').split(';')[0];
+    const nonce = /name="login_csrf" value="([^"]+)"/.exec(await page.text())[1];
+    const ok = await fetch(`${ORIGIN}/auth/login`, { method: 'POST', redirect: 'manual', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ id: inst.practitioner.id, password: inst.practitioner.password, next: '/auth/login', login_csrf: nonce }).toString() });
+    assert.equal(ok.status, 303);
+    assert.match(ok.headers.get('set-cookie'), /kasama_session=.*HttpOnly.*SameSite=Lax/);
   });
 
   it('R-18: staff use only their institution\'s terminals; a deregistered terminal or institution is refused at once', async () => {
@@ -459,18 +558,61 @@ describe('brute force (R-32 groundwork): increasing delays, a short lock per sou
     const locked = await api('POST', '/auth/login', { body: { id: victim.id, password: victim.password } });
     assert.equal(locked.json.error, 'locked');
     // The real user, from another address (127.0.0.2), is not locked out.
-    const body = JSON.stringify({ id: victim.id, password: victim.password });
-    const other = await new Promise((resolve, reject) => {
-      const req = https.request(`${ORIGIN}/auth/login`, { method: 'POST', localAddress: '127.0.0.2', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode));
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
-    assert.equal(other, 200);
+    assert.equal((await loginFrom('127.0.0.2', { id: victim.id, password: victim.password })).status, 200);
+  });
+
+  it('twenty failures from two addresses: the user\'s own address gets in at once, a new one waits at most 5 s', async () => {
+    const s = await staff();
+    const r = await api('POST', '/admin/accounts', { session: s.owner.session, body: { role: 'auditor', name: '分散 攻撃' } });
+    const victim = { id: r.json.account.id, ...(await firstLogin(r.json.account.id, r.json.initialPassword)) };  // from 127.0.0.1
+    for (let i = 0; i < 10; i++) {
+      for (const from of ['127.0.0.2', '127.0.0.3']) {
+        const f = await loginFrom(from, { id: victim.id, password: `spray-${i}-XXXXXXXX!` });
+        assert.equal(f.status, 401, `${from} guess ${i}: ${JSON.stringify(f.json)}`);
+      }
+      if (i < 9) await sleep(Math.min(250 * 2 ** i, 4000) + 50);
+    }
+    const fresh = await loginFrom('127.0.0.4', { id: victim.id, password: victim.password });
+    assert.equal(fresh.status, 429, 'an address new to this account waits while it is under attack');
+    assert.equal(fresh.json.error, 'slow_down');
+    assert.ok(fresh.json.retry_after_ms <= 5000, `a short wait: ${fresh.json.retry_after_ms} ms`);
+    const own = await loginFrom('127.0.0.1', { id: victim.id, password: victim.password });
+    assert.equal(own.status, 200, 'the address the user logged in from before is not held up');
+    await sleep(5100);
+    assert.equal((await loginFrom('127.0.0.4', { id: victim.id, password: victim.password })).status, 200);
+  });
+
+  it('one address spraying many accounts is blocked after 50 failures in 10 minutes', async () => {
+    let status;
+    let tries = 0;
+    while (tries < 60) {
+      status = (await loginFrom('127.0.0.5', { id: `r-nobody${tries++}`, password: 'Whatever-2026!' })).status;
+      if (status !== 401) break;
+    }
+    assert.equal(status, 429);
+    assert.equal(tries, 52, 'blocked right after the 51st failure');
+    const s = await staff();
+    assert.equal((await loginFrom('127.0.0.5', { id: s.auditor.id, password: s.auditor.password })).status, 429, 'for every account');
   });
 });
+
+// POST /auth/login (JSON) from a given loopback address.
+function loginFrom(address, body) {
+  const text = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = https.request(`${ORIGIN}/auth/login`, { method: 'POST', localAddress: address, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        let json;
+        try { json = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { json = undefined; }
+        resolve({ status: res.statusCode, json });
+      });
+    });
+    req.on('error', reject);
+    req.end(text);
+  });
+}
 
 describe('the identity endpoints under garbage (fuzz)', () => {
   it('600 malformed requests to /auth and /admin: never a 5xx, the server stays healthy', async () => {

@@ -22,7 +22,7 @@ describe('timeouts (R-17) and token lifetimes', () => {
   async function userToken() {
     const fresh = await api('POST', '/auth/login', { body: { id: user.id, password: user.password } });
     assert.equal(fresh.status, 200, fresh.text);
-    const a = await authorizeCode({ session: fresh.json.session_token, clientId: conf.clientId, redirectUri: 'https://localhost/demo-callback', scope: 'user/*.rs offline_access' });
+    const a = await authorizeCode({ session: fresh.json.session_token, clientId: conf.clientId, redirectUri: 'https://localhost/demo-callback', scope: 'user/*.rs online_access' });
     assert.equal(a.status, 302, a.html);
     const t = await postForm(TOKEN_ENDPOINT, { grant_type: 'authorization_code', code: a.params.code, redirect_uri: 'https://localhost/demo-callback', code_verifier: a.verifier },
       { basic: [conf.clientId, conf.clientSecret] });
@@ -50,7 +50,8 @@ describe('timeouts (R-17) and token lifetimes', () => {
     await sleep(3600);
     assert.equal(await status(t.access_token), 401, 'the idle token is locked');
     assert.equal((await api('GET', '/admin/me', { session: t.session })).status, 401, 'the idle session is locked');
-    // The refresh token (offline_access) is not an idle login: it still gets a new access token.
+    // The refresh token (online_access, bounded by the login session's absolute lifetime) still
+    // gets a new access token: the app's own lifetime rules, not the idle lock, end it.
     const r = await postForm(TOKEN_ENDPOINT, { grant_type: 'refresh_token', refresh_token: t.refresh_token }, { basic: [conf.clientId, conf.clientSecret] });
     assert.equal(r.status, 200, r.text);
     assert.equal(await status(r.json.access_token), 200);

@@ -146,10 +146,13 @@ describe('SMART standalone launch in Chromium (fhirclient, PKCE)', () => {
     assert.ok(ids.includes(mineObs.json.id), 'the chosen resident\'s observation is found');
     assert.ok(!ids.includes(otherObs.json.id), 'another resident\'s observation is not');
     assert.equal((await request('GET', `Observation/${otherObs.json.id}`, { headers: { authorization: `Bearer ${token}` } })).status, 404);
-    for (const q of ['Observation?_revinclude=Provenance:target', 'Observation?_include:iterate=Observation:subject', '_history', 'Observation', '?_type=Observation']) {
+    for (const q of ['Observation?_revinclude=Provenance:target', 'Observation?_include:iterate=Observation:subject', 'Observation?_include=Observation:has-member', 'Observation?_include=*', 'Patient?_include:recurse=Patient:link', '_history', 'Observation', '?_type=Observation', 'Bundle', 'Binary?_count=1', `Patient/${proxyPatientId}/$everything`]) {
       const r = await request(q === 'Observation' ? 'POST' : 'GET', q, { headers: { authorization: `Bearer ${token}` }, body: q === 'Observation' ? { resourceType: 'Observation', status: 'final', code: { text: 'x' } } : undefined });
       assert.equal(r.status, 403, q);
     }
+    const viaBody = await request('POST', 'Observation/_search', { headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-www-form-urlencoded' }, body: '_include=Observation:has-member' });
+    assert.equal(viaBody.status, 403, 'includes in a POST _search body are refused too');
+    assert.equal((await request('GET', 'Organization?_count=1', { headers: { authorization: `Bearer ${token}` } })).status, 200, 'the shared directory types stay readable');
     const ended = await api('POST', `/admin/accounts/${resident.id}/proxies`, { session: s.secretariat.session, body: { patient: proxyPatientId, active: false } });
     assert.equal(ended.status, 200, ended.text);
     const gone = await request('GET', `Patient/${proxyPatientId}`, { headers: { authorization: `Bearer ${token}` } });

@@ -22,7 +22,7 @@ CREATE TABLE auth_institution (
 -- Accounts: one per person (R-10). state: requested (an org-manager's request or a
 -- citizen's application, not yet issued), active, rejected, deregistered.
 -- password_initial: the password was issued or reset by the city and must be changed
--- before anything else (R-13, R-14). failures/locked_until: brute-force throttling.
+-- before anything else (R-13, R-14). Login throttling is kept in memory (server/auth).
 CREATE TABLE auth_account (
   tenant_id         SMALLINT UNSIGNED NOT NULL,
   id                VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
@@ -37,8 +37,6 @@ CREATE TABLE auth_account (
   totp_secret       VARBINARY(64) NULL,
   totp_last_step    BIGINT NOT NULL DEFAULT 0,
   admin_right       TINYINT(1) NOT NULL DEFAULT 0,
-  failures          INT UNSIGNED NOT NULL DEFAULT 0,
-  locked_until      DATETIME(6) NULL,
   details           LONGTEXT NOT NULL,
   created_at        DATETIME(6) NOT NULL,
   created_by        VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL,
@@ -51,7 +49,7 @@ CREATE TABLE auth_account (
 ) ENGINE=InnoDB;
 
 -- Admin rights (R-16): requested for an account, approved by a sysadmin; at most two
--- active at a time (checked under a lock on the account rows in the approving transaction).
+-- active at a time (counted while holding the 'admin-rights' row of auth_lock).
 CREATE TABLE auth_admin_grant (
   pk            BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
   tenant_id     SMALLINT UNSIGNED NOT NULL,
@@ -149,6 +147,15 @@ CREATE TABLE auth_jti (
   expires_at  DATETIME(6) NOT NULL,
   PRIMARY KEY (tenant_id, client_id, jti_hash),
   KEY k_jti_expiry (expires_at)
+) ENGINE=InnoDB;
+
+-- Named locks: a transaction that must not run beside another of its kind updates its row
+-- first (a row lock here; a write-set conflict on Galera, where the loser retries).
+CREATE TABLE auth_lock (
+  tenant_id  SMALLINT UNSIGNED NOT NULL,
+  name       VARCHAR(32) CHARACTER SET ascii NOT NULL,
+  n          BIGINT UNSIGNED NOT NULL DEFAULT 0,
+  PRIMARY KEY (tenant_id, name)
 ) ENGINE=InnoDB;
 
 -- The server's signing key for id_tokens (RS256), created at first start.
