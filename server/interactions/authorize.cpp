@@ -7,6 +7,7 @@
 #include "server/interactions/search_engine.hpp"
 #include "server/interactions/support.hpp"
 #include "server/search/escapes.hpp"
+#include "server/search/extract.hpp"
 #include "server/search/registry.hpp"
 
 namespace kasama::server {
@@ -213,6 +214,29 @@ bool in_compartment(Context& ctx, const RestRequest& req, const std::string& pat
   return parsed.ok && parsed.value.value("total", 0) > 0;
 }
 
+// Whether one stored version of type/id belonged to the patient's compartment: its own
+// references, through the compartment's parameters, name the patient.
+bool version_in_compartment(Context& ctx, const RestRequest& req, const std::string& patient, const std::string& type,
+                            const std::string& id, const std::string& vid) {
+  if (type == "Patient") return id == patient;
+  std::uint32_t version = 0;
+  try {
+    version = static_cast<std::uint32_t>(std::stoul(vid));
+  } catch (const std::exception&) {
+    return false;
+  }
+  auto v = ctx.svc.store.read_version(ctx.db(), type, id, version);
+  if (!v || v->deleted) return false;
+  auto parsed = resources::parse_json(v->content);
+  if (!parsed.ok) return false;
+  const auto rows = search::Extractor::instance().extract(type, parsed.value, req.base_url);
+  const auto& params = patient_compartment_params(type);
+  return std::any_of(rows.references.begin(), rows.references.end(), [&](const storage::ReferenceRow& ref) {
+    return ref.target_type == "Patient" && ref.target_id == patient &&
+           std::find(params.begin(), params.end(), ref.param) != params.end();
+  });
+}
+
 // Types outside the Patient compartment that a patient-context token may read: the
 // directory of people, places and things a record points to, which holds nobody's health
 // data. Anything else outside the compartment (Bundle, Binary, Device, …) may.
@@ -282,10 +306,15 @@ void authorize(Context& ctx, const RestRequest& req, Route& r) {
   const bool compartment_type = !patient_compartment_params(r.type).empty();
   switch (r.kind) {
     case Kind::kRead:
-    case Kind::kVread:
-    case Kind::kHistoryInstance:
       if (!compartment_type && !shared_reference_type(r.type)) refuse(p, r, r.type, " (not one patient's data)");
       if (compartment_type && !in_compartment(ctx, req, pid, r.type, r.id)) throw not_found();
+      return;
+    case Kind::kVread:
+      // The version asked for must have been the patient's, whatever the resource is now.
+      if (!compartment_type && !shared_reference_type(r.type)) refuse(p, r, r.type, " (not one patient's data)");
+      if (compartment_type && !version_in_compartment(ctx, req, pid, r.type, r.id, r.vid)) {
+        throw FhirError(404, "not-found", r.type + "/" + r.id + "/_history/" + r.vid + " is not known");
+      }
       return;
     case Kind::kSearchType:
       if (!compartment_type) {
@@ -298,7 +327,8 @@ void authorize(Context& ctx, const RestRequest& req, Route& r) {
       if (r.type == "Patient" && r.id == pid) return;
       throw not_found();
     default:
-      // Writes, $everything and system-wide reads are not given to a patient context.
+      // Writes, instance history (earlier versions may have been someone else's), $everything
+      // and system-wide reads are not given to a patient context.
       refuse(p, r, type);
   }
 }

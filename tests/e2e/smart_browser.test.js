@@ -146,6 +146,15 @@ describe('SMART standalone launch in Chromium (fhirclient, PKCE)', () => {
     assert.ok(ids.includes(mineObs.json.id), 'the chosen resident\'s observation is found');
     assert.ok(!ids.includes(otherObs.json.id), 'another resident\'s observation is not');
     assert.equal((await request('GET', `Observation/${otherObs.json.id}`, { headers: { authorization: `Bearer ${token}` } })).status, 404);
+    // Versions: one that was the resident's stays readable; one that was someone else's is not.
+    const moved = await request('PUT', `Observation/${mineObs.json.id}`, { body: { ...mineObs.json, subject: { reference: `Patient/${patientId}` } } });
+    assert.equal(moved.status, 200, moved.text);
+    const v1 = await request('GET', `Observation/${mineObs.json.id}/_history/1`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(v1.status, 200, 'version 1 was the chosen resident\'s');
+    assert.equal((await request('GET', `Observation/${mineObs.json.id}/_history/2`, { headers: { authorization: `Bearer ${token}` } })).status, 404);
+    assert.equal((await request('GET', `Observation/${otherObs.json.id}/_history/1`, { headers: { authorization: `Bearer ${token}` } })).status, 404);
+    assert.equal((await request('GET', `Observation/${mineObs.json.id}`, { headers: { authorization: `Bearer ${token}` } })).status, 404, 'now another resident\'s');
+    assert.equal((await request('GET', `Observation/${mineObs.json.id}/_history`, { headers: { authorization: `Bearer ${token}` } })).status, 403);
     for (const q of ['Observation?_revinclude=Provenance:target', 'Observation?_include:iterate=Observation:subject', 'Observation?_include=Observation:has-member', 'Observation?_include=*', 'Patient?_include:recurse=Patient:link', '_history', 'Observation', '?_type=Observation', 'Bundle', 'Binary?_count=1', `Patient/${proxyPatientId}/$everything`]) {
       const r = await request(q === 'Observation' ? 'POST' : 'GET', q, { headers: { authorization: `Bearer ${token}` }, body: q === 'Observation' ? { resourceType: 'Observation', status: 'final', code: { text: 'x' } } : undefined });
       assert.equal(r.status, 403, q);
