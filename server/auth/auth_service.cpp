@@ -21,7 +21,10 @@ namespace {
 // lives longer than the transaction in the function that declares it).
 struct EpochBump {
   std::atomic<std::uint64_t>& epoch;
-  ~EpochBump() { epoch.fetch_add(1, std::memory_order_release); }
+  bool armed = true;  // false: only when the function finds it has changed something
+  ~EpochBump() {
+    if (armed) epoch.fetch_add(1, std::memory_order_release);
+  }
 };
 
 constexpr std::string_view kCityRoles[] = {"owner", "ops-manager", "secretariat", "sysadmin", "auditor"};
@@ -347,7 +350,9 @@ std::optional<Json> AuthService::take_certificate(const std::string& token) {
 //  - per account, from anywhere: after 20 failures in a row, sources that have not logged
 //    into the account before may try once per 5 s. Sources that have, the real user's, are
 //    not held up: an attacker cannot lock anyone out.
-void AuthService::login_failed(const std::string& account_id, const std::string& peer, std::string_view why) {
+void AuthService::login_failed(const std::string& account_in, const std::string& peer, std::string_view why) {
+  // What is no ID at all is counted under one name: the maps hold no attacker-chosen text.
+  const std::string account_id = valid_local_id(account_in) ? account_in : std::string("<malformed>");
   unsigned failures = 0;
   const std::int64_t now = now_ms();
   {
@@ -382,8 +387,9 @@ void AuthService::login_failed(const std::string& account_id, const std::string&
            " in a row from there): " + std::string(why));
 }
 
-LoginResult AuthService::login(const std::string& account_id, const std::string& password, const std::string& totp,
+LoginResult AuthService::login(const std::string& account_in, const std::string& password, const std::string& totp,
                                const std::string& peer) {
+  const std::string account_id = valid_local_id(account_in) ? account_in : std::string("<malformed>");
   const std::string key = account_id + "|" + peer;
   const std::int64_t now = now_ms();
   {
@@ -406,18 +412,24 @@ LoginResult AuthService::login(const std::string& account_id, const std::string&
                    std::to_string(it->second.failures) + " failures from this source");
     }
     if (auto it = accounts_.find(account_id); it != accounts_.end() && now < it->second.next_new_source) {
-      const auto& good = known_good_[account_id];
-      if (std::find(good.begin(), good.end(), peer) == good.end()) {
+      auto good = known_good_.find(account_id);
+      if (good == known_good_.end() ||
+          std::find(good->second.begin(), good->second.end(), peer) == good->second.end()) {
         throw refuse(false, it->second.next_new_source, "account under repeated failures; unknown source");
       }
     }
+    // Until this attempt is decided, the next one from this source waits as if it failed:
+    // attempts sent all at once get one password check, not one each.
+    auto& t = throttle_[key];
+    t.next_allowed = now + std::min<std::int64_t>(250LL << std::min(t.failures, 4U), 4000);
+    t.last = now;
   }
   const auto fail = [&](std::string_view why) -> AuthError {
     login_failed(account_id, peer, why);
     return AuthError(401, "invalid_grant", "IDまたはパスワードが違います / wrong ID or password");
   };
   // IDs are [a-z0-9._-]: anything else (spaces that the collation would ignore, case) is no ID.
-  if (!valid_local_id(account_id) || password.empty() || password.size() > 1024) {
+  if (account_id == "<malformed>" || password.empty() || password.size() > 1024) {
     throw fail("malformed ID or password");
   }
   auto result = storage::with_transaction(pool_, [&](Connection& c) -> std::optional<LoginResult> {
@@ -590,10 +602,29 @@ void AuthService::logout(const std::string& session_token) {
 void AuthService::change_password(const Principal& p, const std::string& current, const std::string& next) {
   EpochBump changed{epoch_};
   if (p.kind != "session" || p.account_id.empty()) throw AuthError(401, "invalid_token", "log in first");
+  // The current password is guessed here too (with a stolen session): throttled like logins.
+  const std::string key = p.account_id + "|password-change";
+  const std::int64_t now = now_ms();
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = throttle_.find(key); it != throttle_.end() && now < it->second.next_allowed) {
+      AuthError e(429, "slow_down", "再試行が早すぎます / retry a little later");
+      e.retry_after_ms = it->second.next_allowed - now;
+      throw e;
+    }
+  }
   storage::with_transaction(pool_, [&](Connection& c) {
     auto a = store_.account(c, p.account_id, true);
     if (!a || a->state != "active") throw AuthError(401, "invalid_token", "log in first");
     if (!verify_password(current, a->password_hash)) {
+      {
+        std::lock_guard lock(mu_);
+        auto& t = throttle_[key];
+        ++t.failures;
+        t.last = now;
+        t.next_allowed = now + (t.failures >= 10 ? 900000 : std::min<std::int64_t>(250LL << (t.failures - 1), 4000));
+      }
+      log_warn("password change for " + p.account_id + ": wrong current password");
       throw AuthError(400, "invalid", "現在のパスワードが違います / the current password is wrong", "current");
     }
     if (current == next) {
@@ -603,11 +634,15 @@ void AuthService::change_password(const Principal& p, const std::string& current
     if (!problem.empty()) throw AuthError(400, "invalid", problem, "new");
     a->password_hash = hash_password(next);
     a->password_initial = false;
-    a->password_set_at = now_ms();
+    a->password_set_at = now;
     store_.update_account(c, *a);
     // Every other session and token of the account ends with the old password.
     store_.revoke_account_tokens_except(c, a->id, p.token_hash);
   });
+  {
+    std::lock_guard lock(mu_);
+    throttle_.erase(key);
+  }
   log_info("password changed: " + p.account_id);
 }
 
@@ -1051,6 +1086,9 @@ Json AuthService::set_proxy(const Principal& by, const std::string& account_id, 
       if (old.patient_id == patient_id && active && !old.ended_at) p.started_at = old.started_at;
     }
     store_.upsert_proxy(c, p);
+    // Tokens given under the relation end with it; a relation recorded again later does not
+    // bring them back.
+    if (!active) store_.revoke_patient_tokens(c, account_id, patient_id);
   });
   log_info("proxy relation " + account_id + " -> Patient/" + patient_id + (active ? " active" : " ended") + " by " +
            by.account_id);
@@ -1566,8 +1604,8 @@ TokenResponse AuthService::token(const std::map<std::string, std::string>& form,
     });
   }
   if (*grant == "authorization_code") {
-    EpochBump changed{epoch_};  // a reused code revokes what it gave
     ClientRow client = authenticate_client(form, authorization, token_endpoint, true);
+    EpochBump changed{epoch_, false};  // armed when a reused code revokes what it gave
     const std::string* code = form_value(form, "code");
     const std::string* verifier = form_value(form, "code_verifier");
     const std::string* redirect = form_value(form, "redirect_uri");
@@ -1581,6 +1619,7 @@ TokenResponse AuthService::token(const std::map<std::string, std::string>& form,
       if (r->used) {
         // A code used twice: someone has it who should not. Everything issued from it ends.
         store_.revoke_family(c, r->code_hash);
+        changed.armed = true;
         log_warn("authorization code reused: client " + client.client_id + ", account " + r->account_id);
         return AuthError(400, "invalid_grant", "the code was used already", "code");
       }
@@ -1602,8 +1641,8 @@ TokenResponse AuthService::token(const std::map<std::string, std::string>& form,
     return std::get<TokenResponse>(std::move(result));
   }
   if (*grant == "refresh_token") {
-    EpochBump changed{epoch_};  // rotation revokes; a reused refresh token revokes its family
     ClientRow client = authenticate_client(form, authorization, token_endpoint, true);
+    EpochBump changed{epoch_, false};  // armed when a reused refresh token revokes its family
     const std::string* refresh = form_value(form, "refresh_token");
     if (!refresh) throw AuthError(400, "invalid_request", "refresh_token is required", "refresh_token");
     const std::string* scope = form_value(form, "scope");
@@ -1615,6 +1654,7 @@ TokenResponse AuthService::token(const std::map<std::string, std::string>& form,
       }
       if (t->revoked) {
         store_.revoke_family(c, t->family);
+        changed.armed = true;
         log_warn("rotated refresh token reused: client " + client.client_id + ", account " + t->account_id);
         return AuthError(400, "invalid_grant", "the refresh token was used already", "refresh_token");
       }
@@ -1685,13 +1725,14 @@ Json AuthService::introspect(const std::map<std::string, std::string>& form, con
 
 void AuthService::revoke(const std::map<std::string, std::string>& form, const std::string* authorization,
                          const std::string& token_endpoint) {
-  EpochBump changed{epoch_};
   ClientRow caller = authenticate_client(form, authorization, token_endpoint, true);
   const std::string* token = form_value(form, "token");
   if (!token) throw AuthError(400, "invalid_request", "token is required", "token");
+  EpochBump changed{epoch_, false};
   storage::with_transaction(pool_, [&](Connection& c) {
     auto t = store_.token(c, sha256(*token), true);
     if (!t || t->client_id != caller.client_id) return;  // RFC 7009: unknown tokens answer 200 too
+    changed.armed = true;
     if (t->kind == "refresh" && !t->family.empty()) {
       store_.revoke_family(c, t->family);  // a revoked refresh token ends its access tokens too
     } else {

@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <set>
 
+#include "resources/references.hpp"
 #include "resources/type_model.hpp"
 #include "server/interactions/search_engine.hpp"
 #include "server/interactions/support.hpp"
 #include "server/search/escapes.hpp"
 #include "server/search/extract.hpp"
+#include "server/search/query.hpp"
 #include "server/search/registry.hpp"
 
 namespace kasama::server {
@@ -106,11 +108,37 @@ void add_targets(const std::set<std::string>& from, const std::string& code, std
   }
 }
 
+// The types the chains and reverse chains (_has) of a clause look into, at any depth.
+void walk_clause(const search::Clause& c, std::set<std::string>& search) {
+  if (c.chain) {
+    search.insert(c.chain->target_type);
+    walk_clause(c.chain->inner, search);
+  }
+  if (c.has) {
+    search.insert(c.has->source_type);
+    walk_clause(c.has->inner, search);
+  }
+}
+
+// The types a set of criteria on type reaches through chains and _has, as the search engine
+// parses them (so that nothing it accepts goes unseen here). Unparsable criteria reach
+// nothing: the search itself refuses them.
+void criteria_types(const std::string& type, const std::vector<std::pair<std::string, std::string>>& criteria,
+                    std::set<std::string>& search) {
+  std::vector<std::pair<std::string, std::string>> filters;
+  for (const auto& kv : criteria) {
+    if (!search::is_result_parameter(kv.first) && kv.first != "_type" && kv.first != "_cursor") filters.push_back(kv);
+  }
+  if (filters.empty() || !resources::TypeModel::instance().is_resource_type(type)) return;
+  const auto q = search::parse_search(type, filters, true);
+  for (const auto& c : q.clauses) walk_clause(c, search);
+}
+
 // Every type a search reaches besides the searched one, with what it needs: resources that
 // _include/_revinclude bring in must be readable; types that _type, chains and _has look
 // into must be searchable. "*" stands for "any type".
-void reached_types(const std::vector<std::pair<std::string, std::string>>& params, const std::string& main_type,
-                   std::set<std::string>& read, std::set<std::string>& search) {
+void reached_types(const std::vector<std::pair<std::string, std::string>>& params,
+                   const std::vector<std::string>& types, std::set<std::string>& read, std::set<std::string>& search) {
   for (const auto& [name, value] : params) {
     if (name == "_type") {
       for (const auto& t : search::split_list(value, ',')) search.insert(search::unescape(t));
@@ -128,71 +156,33 @@ void reached_types(const std::vector<std::pair<std::string, std::string>>& param
       } else {
         add_targets({parts[0]}, parts[1], read);
       }
-    } else if (name.starts_with("_has:")) {
-      // _has:Type:ref:param, possibly nested: every Type named is searched.
-      const auto parts = search::split_list(name.substr(5), ':');
-      for (std::size_t i = 0; i < parts.size(); i += 3) {
-        search.insert(parts[i]);
-        if (i + 2 >= parts.size() || !parts[i + 2].starts_with("_has")) break;
-        ++i;  // skip the nested "_has"
-      }
-    } else if (!name.empty() && name[0] != '_' && name.find('.') != std::string::npos) {
-      // A chain: code[:Type].code[:Type]….param — each link's target types are searched.
-      std::set<std::string> current = {main_type};
-      std::string_view rest = name;
-      while (true) {
-        const auto dot = rest.find('.');
-        if (dot == std::string_view::npos) break;
-        std::string link(rest.substr(0, dot));
-        std::set<std::string> next;
-        if (const auto colon = link.find(':'); colon != std::string::npos) {
-          next.insert(link.substr(colon + 1));
-        } else {
-          add_targets(current, link, next);
-        }
-        search.insert(next.begin(), next.end());
-        current = next;
-        rest.remove_prefix(dot + 1);
-      }
     }
   }
+  for (const auto& t : types) criteria_types(t, params, search);
 }
 
-// Conditional references in a resource to be written ("Patient?identifier=…"): resolving
-// them searches their types.
-void conditional_reference_types(const RestRequest& req, std::set<std::string>& search) {
-  const auto add = [&](std::string_view ref) {
-    const auto q = ref.find('?');
-    if (q != std::string_view::npos && q > 0 && ref.find('/') > q) search.insert(std::string(ref.substr(0, q)));
-  };
+// Links in a resource to be written that are conditional ("Patient?identifier=…", in a
+// reference or any uri/url/canonical element, as a transaction resolves them): resolving one
+// searches its type, and whatever its criteria chain into.
+void conditional_link_types(const RestRequest& req, std::set<std::string>& search) {
+  std::optional<resources::Json> copy;
   if (req.resource) {
-    std::vector<const resources::Json*> stack = {&*req.resource};
-    while (!stack.empty()) {
-      const resources::Json* j = stack.back();
-      stack.pop_back();
-      if (j->is_object()) {
-        for (auto it = j->begin(); it != j->end(); ++it) {
-          if (it.key() == "reference" && it->is_string()) add(it->get_ref<const std::string&>());
-          if (it->is_structured()) stack.push_back(&*it);
-        }
-      } else if (j->is_array()) {
-        for (const auto& v : *j) {
-          if (v.is_structured()) stack.push_back(&v);
-        }
-      }
-    }
+    copy = *req.resource;
+  } else if (req.body.find('?') != std::string::npos) {
+    auto parsed = resources::parse_json(req.body);
+    if (!parsed.ok) return;  // the write itself will refuse it
+    copy = std::move(parsed.value);
+  } else {
     return;
   }
-  // A plain write: scan the JSON text for "reference": "…?…" without parsing it twice.
-  const std::string& b = req.body;
-  for (std::size_t at = b.find("\"reference\""); at != std::string::npos; at = b.find("\"reference\"", at + 1)) {
-    std::size_t i = at + 11;
-    while (i < b.size() && (b[i] == ' ' || b[i] == ':' || b[i] == '\n' || b[i] == '\t' || b[i] == '\r')) ++i;
-    if (i >= b.size() || b[i] != '"') continue;
-    const std::size_t end = b.find('"', i + 1);
-    if (end == std::string::npos) break;
-    add(std::string_view(b).substr(i + 1, end - i - 1));
-  }
+  resources::for_each_link(*copy, [&](std::string& link) {
+    const auto q = link.find('?');
+    if (q == std::string::npos || q == 0 || link.find('/') < q || link.find(':') < q) return;
+    const std::string type = link.substr(0, q);
+    if (!resources::TypeModel::instance().is_resource_type(type)) return;
+    search.insert(type);
+    criteria_types(type, parse_criteria(std::string_view(link).substr(q)), search);
+  });
 }
 
 // Whether resource type/id is in the patient's compartment now (a compartment search for it).
@@ -272,13 +262,28 @@ void authorize(Context& ctx, const RestRequest& req, Route& r) {
   if (!patient_only) {
     // user/ or system/ scopes: the interaction's type, and every type the request reaches.
     std::set<std::string> read, search;
-    if (searching) reached_types(params, type == "*" ? "" : type, read, search);
-    if (r.kind == Kind::kSearchSystem) {
-      if (search.empty()) search.insert("*");  // no _type: every type
-    } else if (!broad(s, type, perms)) {
-      refuse(p, r, type);
+    if (searching) {
+      std::vector<std::string> types;
+      if (r.kind == Kind::kSearchSystem) {
+        for (const auto& [name, value] : params) {
+          if (name != "_type") continue;
+          for (const auto& t : search::split_list(value, ',')) types.push_back(search::unescape(t));
+        }
+        if (types.empty()) search.insert("*");  // no _type: every type, whatever else is asked
+      } else if (type != "*") {
+        types.push_back(type);
+      }
+      reached_types(params, types, read, search);
     }
-    if (is_write(r.kind)) conditional_reference_types(req, search);
+    if (r.kind != Kind::kSearchSystem && !broad(s, type, perms)) refuse(p, r, type);
+    // Conditional operations search with their criteria (the URL's, or If-None-Exist).
+    if (r.kind == Kind::kConditionalUpdate || r.kind == Kind::kConditionalPatch || r.kind == Kind::kConditionalDelete) {
+      criteria_types(r.type, req.params, search);
+    }
+    if (const std::string* ine = req.header("if-none-exist"); ine && r.kind == Kind::kCreate) {
+      criteria_types(r.type, parse_criteria(*ine), search);
+    }
+    if (is_write(r.kind)) conditional_link_types(req, search);
     for (const auto& t : search) {
       if (!broad(s, t, auth::kSearch)) refuse(p, r, t, " (searched by this request)");
     }
@@ -294,9 +299,19 @@ void authorize(Context& ctx, const RestRequest& req, Route& r) {
   // includes and $everything (which adds referenced resources) are not offered here.
   for (const auto& [name, value] : params) {
     if (name.starts_with("_include") || name.starts_with("_revinclude")) {
-      FhirError e(403, "forbidden",
-                  name + " is not available to a token limited to one patient's records (" + p.scope_text + ")", name);
-      throw e;
+      throw FhirError(403, "forbidden",
+                      name + " is not available to a token limited to one patient's records (" + p.scope_text + ")",
+                      name);
+    }
+  }
+  if (searching) {
+    // Chains and _has look into other resources, which may be anybody's.
+    std::set<std::string> reached;
+    criteria_types(type == "*" ? "Patient" : type, params, reached);
+    if (!reached.empty()) {
+      throw FhirError(403, "forbidden",
+                      "chained parameters and _has are not available to a token limited to one patient's records (" +
+                          p.scope_text + ")");
     }
   }
   const std::string& pid = p.patient;

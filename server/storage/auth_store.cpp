@@ -425,6 +425,11 @@ void AuthStore::revoke_account_tokens(Connection& c, const std::string& account_
           {tenant(), text(account_id)});
 }
 
+void AuthStore::revoke_patient_tokens(Connection& c, const std::string& account_id, const std::string& patient_id) {
+  c.query("UPDATE auth_token SET revoked=1 WHERE tenant_id=? AND account_id=? AND patient_id=? AND revoked=0",
+          {tenant(), text(account_id), text(patient_id)});
+}
+
 void AuthStore::revoke_account_tokens_except(Connection& c, const std::string& account_id,
                                              const std::string& keep_hash) {
   c.query("UPDATE auth_token SET revoked=1 WHERE tenant_id=? AND account_id=? AND revoked=0 AND token_hash<>?",

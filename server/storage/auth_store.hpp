@@ -107,6 +107,7 @@ class AuthStore {
   void revoke_token(Connection& c, const std::string& hash);
   void revoke_family(Connection& c, const std::string& family);
   void revoke_account_tokens(Connection& c, const std::string& account_id);
+  void revoke_patient_tokens(Connection& c, const std::string& account_id, const std::string& patient_id);
   void revoke_account_tokens_except(Connection& c, const std::string& account_id, const std::string& keep_hash);
   void revoke_client_tokens(Connection& c, const std::string& client_id);
   void touch_token(Connection& c, const std::string& hash, std::int64_t last_used);

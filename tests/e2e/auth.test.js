@@ -293,6 +293,11 @@ describe('accounts and institutions (R-10 … R-16)', () => {
     const c = await api('POST', '/auth/password', { session: u.session, body: { current: u.password, new: 'Another-pass-2026!' } });
     assert.equal(c.status, 200, c.text);
     assert.equal((await api('GET', '/admin/me', { session: u.session })).status, 200, 'the session that changed it goes on');
+    // Guessing the current password here is throttled like a login.
+    const wrong1 = await api('POST', '/auth/password', { session: u.session, body: { current: 'not-it-XXXX-1!', new: 'Third-pass-2026!!' } });
+    assert.equal(wrong1.status, 400);
+    const wrong2 = await api('POST', '/auth/password', { session: u.session, body: { current: 'not-it-XXXX-2!', new: 'Third-pass-2026!!' } });
+    assert.equal(wrong2.status, 429);
     assert.equal((await api('GET', '/admin/me', { session: other })).status, 401, 'another session ends');
     assert.equal((await request('GET', 'Patient?_count=1', bearer(t.access_token))).status, 401, 'its tokens end');
   });
@@ -477,6 +482,11 @@ describe('OAuth and SMART negative cases (Inferno-style, R-18, R-19)', () => {
       ['GET', 'Patient?_has:Observation:subject:code=1234'],
       ['GET', 'Patient?organization.name=x'],
       ['GET', 'Patient?general-practitioner:Organization.name=x'],
+      // Chains and reverse chains inside each other, as the search engine reads them.
+      ['GET', 'Patient?general-practitioner:Practitioner._has:Observation:performer:code=x'],
+      ['GET', 'Practitioner?_has:Observation:performer:subject:Patient.birthdate=1950-01-01'],
+      ['GET', '?_has:Observation:subject:code=x'],
+      ['GET', '?_type=Patient&_has:Observation:subject:code=x'],
     ];
     for (const [method, q] of cases) {
       const r = await request(method, q, tok);
@@ -490,6 +500,10 @@ describe('OAuth and SMART negative cases (Inferno-style, R-18, R-19)', () => {
     assert.equal((await request('GET', 'Patient?_include=Patient:general-practitioner:Practitioner', tok)).status, 200);
     assert.equal((await request('GET', '?_type=Patient,Practitioner&_count=1', tok)).status, 200);
     assert.equal((await request('GET', 'Patient?general-practitioner:Practitioner.name=x', tok)).status, 200);
+    // Nested _has with scopes for every type in it works.
+    const wide = await userToken(inst, inst.practitioner, 'user/*.rs');
+    const nested = await request('GET', 'Patient?_has:Encounter:subject:_has:Condition:encounter:code=x', bearer(wide.access_token));
+    assert.equal(nested.status, 200, nested.text);
   });
 
   it('a transaction cannot test for what the token may not search: conditional references and If-None-Exist are authorized first', async () => {
@@ -503,6 +517,16 @@ describe('OAuth and SMART negative cases (Inferno-style, R-18, R-19)', () => {
     assert.equal(ine.status, 403);
     const plain = await request('POST', 'Observation', { ...bearer(t.access_token), body: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: 'Patient?family=x' } } });
     assert.equal(plain.status, 403, 'a plain create with a conditional reference too');
+    // Any link a transaction resolves (here a uri), not only Reference.reference.
+    const uri = await tx({ resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, identifier: [{ system: 'Condition?code=x', value: 'v' }] }, request: { method: 'POST', url: 'Observation' } });
+    assert.equal(uri.status, 403, uri.text);
+    // Criteria of conditional operations are searches: their chains need scopes too.
+    const chained = await request('POST', 'Observation', { ...bearer(t.access_token), headers: { authorization: `Bearer ${t.access_token}`, 'if-none-exist': 'subject:Patient.birthdate=1950-01-01' }, body: { resourceType: 'Observation', status: 'final', code: { text: 'x' } } });
+    assert.equal(chained.status, 403, chained.text);
+    const condPut = await request('PUT', 'Observation?subject:Patient.birthdate=1950-01-01', { ...bearer(t.access_token), body: { resourceType: 'Observation', status: 'final', code: { text: 'x' } } });
+    assert.equal(condPut.status, 403, condPut.text);
+    const condDel = await request('DELETE', 'Observation?subject:Patient.birthdate=1950-01-01', bearer(t.access_token));
+    assert.equal(condDel.status, 403, condDel.text);
   });
 
   it('the login form refuses a post without its own page\'s value (login CSRF)', async () => {
@@ -580,6 +604,17 @@ describe('brute force (R-32 groundwork): increasing delays, a short lock per sou
     assert.equal(own.status, 200, 'the address the user logged in from before is not held up');
     await sleep(5100);
     assert.equal((await loginFrom('127.0.0.4', { id: victim.id, password: victim.password })).status, 200);
+  });
+
+  it('attempts sent all at once get one password check', async () => {
+    const s = await staff();
+    const r = await api('POST', '/admin/accounts', { session: s.owner.session, body: { role: 'auditor', name: '同時 試行' } });
+    const victim = { id: r.json.account.id, ...(await firstLogin(r.json.account.id, r.json.initialPassword)) };
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => loginFrom('127.0.0.6', { id: victim.id, password: `burst-${i}-XXXXXXXX!` })));
+    const counts = {};
+    for (const x of results) counts[x.status] = (counts[x.status] ?? 0) + 1;
+    assert.equal(counts[401], 1, JSON.stringify(counts));
+    assert.equal(counts[429], 19, JSON.stringify(counts));
   });
 
   it('one address spraying many accounts is blocked after 50 failures in 10 minutes', async () => {

@@ -159,6 +159,9 @@ describe('SMART standalone launch in Chromium (fhirclient, PKCE)', () => {
       const r = await request(q === 'Observation' ? 'POST' : 'GET', q, { headers: { authorization: `Bearer ${token}` }, body: q === 'Observation' ? { resourceType: 'Observation', status: 'final', code: { text: 'x' } } : undefined });
       assert.equal(r.status, 403, q);
     }
+    for (const q of ['Organization?_has:Encounter:service-provider:patient=Patient/x', 'Observation?performer:Practitioner.name=x', 'Practitioner?_has:Observation:performer:code=x']) {
+      assert.equal((await request('GET', q, { headers: { authorization: `Bearer ${token}` } })).status, 403, q);
+    }
     const viaBody = await request('POST', 'Observation/_search', { headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-www-form-urlencoded' }, body: '_include=Observation:has-member' });
     assert.equal(viaBody.status, 403, 'includes in a POST _search body are refused too');
     assert.equal((await request('GET', 'Organization?_count=1', { headers: { authorization: `Bearer ${token}` } })).status, 200, 'the shared directory types stay readable');
@@ -166,6 +169,9 @@ describe('SMART standalone launch in Chromium (fhirclient, PKCE)', () => {
     assert.equal(ended.status, 200, ended.text);
     const gone = await request('GET', `Patient/${proxyPatientId}`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(gone.status, 401, 'the next request after the relation ended is refused');
+    const again = await api('POST', `/admin/accounts/${resident.id}/proxies`, { session: s.secretariat.session, body: { patient: proxyPatientId, relationship: '母 / mother' } });
+    assert.equal(again.status, 200);
+    assert.equal((await request('GET', `Patient/${proxyPatientId}`, { headers: { authorization: `Bearer ${token}` } })).status, 401, 'recording the relation again does not revive old tokens');
   });
 });
 
