@@ -649,7 +649,9 @@ RestResponse AuthApi::admin(RestRequest& req) {
     if (s.size() == 3 && m == "GET") return json_response(200, auth_.get_account(by, s[2]));
     if (s.size() == 4 && m == "POST") {
       const Json b = body_json(req);
-      if (s[3] == "issue") return json_response(200, issued_json(auth_.issue_account(by, s[2])));
+      if (s[3] == "issue") {
+        return json_response(200, issued_json(auth_.issue_account(by, s[2], jstr(b, "fhirUser"))));
+      }
       if (s[3] == "reject") return json_response(200, auth_.reject_request(by, s[2], jstr(b, "reason")));
       if (s[3] == "reset-password") return json_response(200, issued_json(auth_.reset_password(by, s[2])));
       if (s[3] == "deregister") return json_response(200, auth_.deregister_account(by, s[2], jstr(b, "reason")));

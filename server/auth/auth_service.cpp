@@ -951,13 +951,31 @@ Json AuthService::apply_citizen(const Json& body) {
   });
 }
 
-std::pair<Json, Issued> AuthService::issue_account(const Principal& by, const std::string& id) {
+std::pair<Json, Issued> AuthService::issue_account(const Principal& by, const std::string& id,
+                                                   const std::string& fhir_user) {
   EpochBump changed{epoch_};
   require(by, {"ops-manager"});
   return storage::with_transaction(pool_, [&](Connection& c) {
     auto a = store_.account(c, id, true);
     if (!a) throw AuthError(404, "not-found", "no account " + id);
     if (a->state != "requested") throw AuthError(409, "conflict", "the account is " + a->state + ", not requested");
+    if (!fhir_user.empty()) {
+      // The record the person is, as the ops-manager verified it: a resident is a Patient, a
+      // proxy a RelatedPerson, staff a Practitioner or PractitionerRole.
+      const bool citizen = a->role == "citizen";
+      const bool fits =
+          valid_fhir_user(fhir_user) &&
+          (citizen ? fhir_user.starts_with("Patient/") || fhir_user.starts_with("RelatedPerson/")
+                   : fhir_user.starts_with("Practitioner/") || fhir_user.starts_with("PractitionerRole/") ||
+                         (is_city_role(a->role) && fhir_user.starts_with("Person/")));
+      if (!fits) {
+        throw AuthError(400, "invalid",
+                        citizen ? "a citizen's fhirUser is Patient/id or RelatedPerson/id"
+                                : "staff's fhirUser is Practitioner/id or PractitionerRole/id",
+                        "fhirUser");
+      }
+      a->fhir_user = fhir_user;
+    }
     if (!a->institution_id.empty()) {
       auto inst = store_.institution(c, a->institution_id);
       if (!inst || inst->state != "active") throw AuthError(409, "conflict", "the institution is not active");

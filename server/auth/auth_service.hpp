@@ -125,7 +125,8 @@ class AuthService {
   // Citizens apply for themselves (public; state requested).
   Json apply_citizen(const Json& body);
   // The ops-manager issues a requested account: ID + initial password + certificate.
-  std::pair<Json, Issued> issue_account(const Principal& by, const std::string& id);
+  // fhir_user (optional): the person's FHIR record, verified by the ops-manager.
+  std::pair<Json, Issued> issue_account(const Principal& by, const std::string& id, const std::string& fhir_user = "");
   Json reject_request(const Principal& by, const std::string& id, const std::string& reason);
   // Lost password: only the secretariat; a new initial password.
   std::pair<Json, Issued> reset_password(const Principal& by, const std::string& id);

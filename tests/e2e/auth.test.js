@@ -184,6 +184,16 @@ describe('accounts and institutions (R-10 … R-16)', () => {
     const issued = await api('POST', `/admin/accounts/${app.json.id}/issue`, { session: s['ops-manager'].session, body: {} });
     assert.equal(issued.status, 200);
     assert.equal(issued.json.account.state, 'active');
+    // A proxy's account links to their RelatedPerson record, as the ops-manager verified it.
+    const proxyApp = await api('POST', '/admin/applications/citizen', { body: { name: '代諾 花子', kind: 'proxy', patient: 'p-mother', relationship: '子 / daughter' } });
+    const wrongLink = await api('POST', `/admin/accounts/${proxyApp.json.id}/issue`, { session: s['ops-manager'].session, body: { fhirUser: 'Practitioner/x' } });
+    assert.equal(wrongLink.status, 400);
+    assert.equal(wrongLink.json.field, 'fhirUser');
+    const linked = await api('POST', `/admin/accounts/${proxyApp.json.id}/issue`, { session: s['ops-manager'].session, body: { fhirUser: 'RelatedPerson/rp-daughter' } });
+    assert.equal(linked.status, 200, linked.text);
+    assert.equal(linked.json.account.fhirUser, 'RelatedPerson/rp-daughter');
+    const account = await api('GET', `/admin/accounts/${proxyApp.json.id}`, { session: s.secretariat.session });
+    assert.deepEqual(account.json.proxyFor.map((x) => [x.patient, x.active]), [['p-mother', true]], 'the relation the application named (R-22)');
   });
 
   it('R-13: with an initial password nothing but the password change is allowed', async () => {
