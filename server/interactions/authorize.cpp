@@ -165,17 +165,20 @@ void reached_types(const std::vector<std::pair<std::string, std::string>>& param
 // reference or any uri/url/canonical element, as a transaction resolves them): resolving one
 // searches its type, and whatever its criteria chain into.
 void conditional_link_types(const RestRequest& req, std::set<std::string>& search) {
-  std::optional<resources::Json> copy;
+  std::optional<resources::Json> parsed_body;
+  resources::Json* resource = nullptr;
   if (req.resource) {
-    copy = *req.resource;
+    // for_each_link takes a mutable resource (it also serves rewriting); this walk only reads.
+    resource = const_cast<resources::Json*>(&*req.resource);
   } else if (req.body.find('?') != std::string::npos) {
     auto parsed = resources::parse_json(req.body);
     if (!parsed.ok) return;  // the write itself will refuse it
-    copy = std::move(parsed.value);
+    parsed_body = std::move(parsed.value);
+    resource = &*parsed_body;
   } else {
     return;
   }
-  resources::for_each_link(*copy, [&](std::string& link) {
+  resources::for_each_link(*resource, [&](std::string& link) {
     const auto q = link.find('?');
     if (q == std::string::npos || q == 0 || link.find('/') < q || link.find(':') < q) return;
     const std::string type = link.substr(0, q);

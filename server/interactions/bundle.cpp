@@ -212,7 +212,13 @@ RestResponse run_transaction(FhirService& service, const RestRequest& req, const
       ctx.current_entry = static_cast<int>(i);
       try {
         Route r = route(requests[i]);
-        if (r.kind != Kind::kBatchOrTransaction) authorize(ctx, requests[i], r);
+        if (r.kind != Kind::kBatchOrTransaction) {
+          const Kind before = r.kind;
+          authorize(ctx, requests[i], r);
+          // Not again in dispatch, unless the check rewrote the route (a patient-context
+          // search held to its compartment), which dispatch must then redo.
+          requests[i].authorized = r.kind == before;
+        }
       } catch (FhirError& err) {
         rethrow_for_entry(err, entries[i]);
       }

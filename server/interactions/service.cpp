@@ -10,7 +10,9 @@ namespace kasama::server {
 RestResponse FhirService::dispatch(Context& ctx, const RestRequest& req, const Route& route_in) {
   ctx.base_url = req.base_url;
   Route r = route_in;
-  authorize(ctx, req, r);  // every interaction, also each entry of a batch or transaction
+  // Every interaction, also each entry of a batch or transaction (a transaction's entries were
+  // all checked before any ran).
+  if (!req.authorized) authorize(ctx, req, r);
   switch (r.kind) {
     case Kind::kCapabilities:
       return capabilities(ctx, req, r);
