@@ -55,6 +55,14 @@ Json parse_details(const std::string& text) {
   return parsed.ok && parsed.value.is_object() ? parsed.value : Json::object();
 }
 
+// A row's JSON details with reason recorded under key (unchanged when there is none).
+std::string with_reason(const std::string& details, const char* key, const std::string& reason) {
+  if (reason.empty()) return details;
+  Json d = parse_details(details);
+  d[key] = reason;
+  return resources::dump_json(d);
+}
+
 std::string iso(std::int64_t ms) {
   return resources::format_instant(ms);
 }
@@ -793,9 +801,7 @@ Json AuthService::deregister_institution(const Principal& by, const std::string&
     r->state = "deregistered";
     r->ended_at = now_ms();
     r->ended_by = by.account_id;
-    Json d = parse_details(r->details);
-    if (!reason.empty()) d["deregistrationReason"] = reason;
-    r->details = resources::dump_json(d);
+    r->details = with_reason(r->details, "deregistrationReason", reason);
     store_.update_institution(c, *r);
     // Its staff and terminals stop at once: token checks see the institution's state.
     log_info("institution " + id + " deregistered by " + by.account_id);
@@ -1007,9 +1013,7 @@ Json AuthService::reject_request(const Principal& by, const std::string& id, con
     a->state = "rejected";
     a->ended_at = now_ms();
     a->ended_by = by.account_id;
-    Json d = parse_details(a->details);
-    if (!reason.empty()) d["rejectionReason"] = reason;
-    a->details = resources::dump_json(d);
+    a->details = with_reason(a->details, "rejectionReason", reason);
     store_.update_account(c, *a);
     return account_json(*a);
   });
@@ -1050,9 +1054,7 @@ Json AuthService::deregister_account(const Principal& by, const std::string& id,
     a->admin_right = false;
     a->ended_at = now_ms();
     a->ended_by = by.account_id;
-    Json d = parse_details(a->details);
-    if (!reason.empty()) d["deregistrationReason"] = reason;
-    a->details = resources::dump_json(d);
+    a->details = with_reason(a->details, "deregistrationReason", reason);
     store_.update_account(c, *a);
     store_.revoke_account_tokens(c, a->id);
     log_info("account " + id + " deregistered by " + by.account_id);
