@@ -76,6 +76,23 @@ Config Config::from_env() {
   c.access_token_s = static_cast<unsigned>(number("KASAMA_ACCESS_TOKEN_LIFETIME", c.access_token_s, 1, 86400));
   c.backend_token_s = static_cast<unsigned>(number("KASAMA_BACKEND_TOKEN_LIFETIME", c.backend_token_s, 1, 3600));
   c.token_cache_ms = static_cast<unsigned>(number("KASAMA_TOKEN_CACHE_MS", c.token_cache_ms, 0, 60000));
+  if (auto v = env("KASAMA_AUDIT")) {
+    const std::string a = v;
+    if (a == "off" || a == "0") {
+      if (!c.db_url.empty()) throw std::invalid_argument("KASAMA_AUDIT=off is for benchmarks on the embedded database only");
+      c.audit = false;
+    } else if (a != "on" && a != "1") {
+      throw std::invalid_argument("KASAMA_AUDIT must be on or off");
+    }
+  }
+  if (auto v = env("KASAMA_AUDIT_GRANTS")) {
+    const std::string a = v;
+    if (a == "unchecked") {
+      c.audit_grants_checked = false;
+    } else if (a != "checked") {
+      throw std::invalid_argument("KASAMA_AUDIT_GRANTS must be checked or unchecked");
+    }
+  }
   return c;
 }
 

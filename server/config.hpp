@@ -31,6 +31,11 @@ struct Config {
   unsigned idle_timeout_s = 900;   // KASAMA_IDLE_TIMEOUT: sessions and user tokens (R-17: at most 900)
   unsigned access_token_s = 3600;  // KASAMA_ACCESS_TOKEN_LIFETIME: user access tokens, absolute
   unsigned backend_token_s = 300;  // KASAMA_BACKEND_TOKEN_LIFETIME: client_credentials tokens
+  // KASAMA_AUDIT=off: no audit trail, for benchmarks that compare with and without it
+  // (refused with KASAMA_DB: a real deployment always audits, R-30).
+  bool audit = true;
+  // KASAMA_AUDIT_GRANTS=unchecked: start even when the DB user can UPDATE/DELETE audit rows.
+  bool audit_grants_checked = true;
   unsigned token_cache_ms = 1000;  // KASAMA_TOKEN_CACHE_MS: how long another process's revocation may go unseen
   unsigned tenant = 1;
 

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "resources/type_model.hpp"
+#include "server/audit/trail.hpp"
 #include "server/auth/api.hpp"
 #include "server/auth/auth_service.hpp"
 #include "server/config.hpp"
@@ -38,10 +39,13 @@ int main(int argc, char** argv) {
   const std::string command = argc >= 2 ? argv[1] : "";
   const bool reindex_only = command == "reindex";
   const bool bootstrap = command == "bootstrap-owner";
-  if ((argc >= 2 && !reindex_only && !bootstrap) || (bootstrap && argc != 3)) {
+  // `kasama-server audit-verify`: walk the audit hash chain, print the result (JSON),
+  // exit 0 when it holds and 3 when it is broken.
+  const bool audit_verify = command == "audit-verify";
+  if ((argc >= 2 && !reindex_only && !bootstrap && !audit_verify) || (bootstrap && argc != 3)) {
     std::fprintf(stderr,
-                 "usage: %s [reindex [ResourceType] | bootstrap-owner NAME]  (settings come from KASAMA_* "
-                 "variables)\n",
+                 "usage: %s [reindex [ResourceType] | bootstrap-owner NAME | audit-verify]  (settings come from "
+                 "KASAMA_* variables)\n",
                  argv[0]);
     return 2;
   }
@@ -75,6 +79,24 @@ int main(int argc, char** argv) {
       storage::Connection migrator(admin);
       int n = storage::apply_migrations(migrator);
       server::log_info("schema ready (" + std::to_string(n) + " migrations applied now) on " + app.describe());
+      // The server's own DB user: everything but UPDATE and DELETE on the audit tables.
+      storage::DbTarget who = app;
+      who.database.clear();
+      std::string app_user;
+      {
+        storage::Connection probe(who);
+        app_user = probe.execute_text("SELECT CURRENT_USER()").text(0, 0);
+      }
+      if (admin.user != app.user) storage::grant_app_privileges(migrator, app.database, app_user);
+      storage::Connection app_conn(app);
+      if (storage::can_alter_audit(app_conn)) {
+        const std::string why = "the database user " + app_user +
+                                " can UPDATE or DELETE audit rows; R-31 needs a user that may only SELECT and "
+                                "INSERT them (see server/audit/README.md, or set KASAMA_DB_ADMIN so the server "
+                                "grants it)";
+        if (config.audit_grants_checked) throw std::runtime_error(why);
+        server::log_error("KASAMA_AUDIT_GRANTS=unchecked: " + why);
+      }
     }
     storage::ConnectionPool pool(app, config.db_pool);
     storage::ResourceCache cache(config.cache_bytes);
@@ -84,7 +106,11 @@ int main(int argc, char** argv) {
     auth_settings.backend_lifetime = std::chrono::seconds(config.backend_token_s);
     auth_settings.token_cache_ttl = std::chrono::milliseconds(config.token_cache_ms);
     auth::AuthService auth(pool, config.tenant, auth_settings);
-    server::Services services(config, pool, cache, &auth);
+    audit::AuditTrail trail(app, config.tenant, config.audit && !reindex_only && !bootstrap && !audit_verify);
+    if (!config.audit && !reindex_only && !bootstrap && !audit_verify) {
+      server::log_error("KASAMA_AUDIT=off: requests are NOT audited (benchmarks only)");
+    }
+    server::Services services(config, pool, cache, &auth, &trail);
     const auto finish_cli = [&]() {
       pool.close();
       if (embedded && embedded->adopted()) embedded->detach();  // a live server's MariaDB stays up
@@ -109,6 +135,23 @@ int main(int argc, char** argv) {
       }
       finish_cli();
       return 0;
+    }
+    if (audit_verify) {
+      auto c = pool.acquire();
+      const auto v = audit::verify_chain(*c, config.tenant);
+      resources::Json out = {{"result", v.ok},
+                             {"checked", v.checked},
+                             {"headId", v.head_id},
+                             {"headHash", v.head_hash},
+                             {"unsealed", v.unsealed}};
+      if (v.anchor_id) out["anchorId"] = v.anchor_id;
+      if (!v.ok) {
+        out["firstBrokenId"] = v.first_broken;
+        out["problem"] = v.problem;
+      }
+      std::printf("%s\n", resources::dump_json(out, 2).c_str());
+      finish_cli();
+      return v.ok ? 0 : 3;
     }
     if (reindex_only) {
       const std::string type = argc >= 3 ? argv[2] : "";
@@ -141,6 +184,7 @@ int main(int argc, char** argv) {
     if (embedded && config.demo_data != server::DemoData::kOff) {
       server::create_demo_accounts(auth, service, demo_credentials, "https://localhost:" + std::to_string(config.port));
     }
+    trail.start();
     server::HttpServer http(config, service, &api, health);
     http.start();
     const bool have_demo =
@@ -183,6 +227,7 @@ int main(int argc, char** argv) {
     sigwait(&signals, &sig);
     server::log_info(std::string("signal ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") + ": draining");
     http.stop(std::chrono::seconds(30));
+    trail.stop();
     pool.close();
     if (embedded) {
       server::log_info("stopping the private MariaDB");
@@ -193,7 +238,7 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const std::exception& e) {
     server::log_error(std::string("cannot run: ") + e.what());
-    if (embedded && (reindex_only || bootstrap) && embedded->adopted()) embedded->detach();
+    if (embedded && (reindex_only || bootstrap || audit_verify) && embedded->adopted()) embedded->detach();
     if (embedded) embedded->stop();
     return 1;
   }

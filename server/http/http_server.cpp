@@ -423,6 +423,8 @@ class Connection final : public Poco::Net::TCPServerConnection {
     req.request_id = given_id && sane_request_id(*given_id) ? *given_id : new_resource_id();
     bool pretty = false;
     bool cors = false;
+    bool fhir = false;
+    AuditNotes notes;
     const bool head = http.method == "HEAD";
     try {
       const std::string& uri = http.target;
@@ -446,6 +448,8 @@ class Connection final : public Poco::Net::TCPServerConnection {
         HandlerSlot handler(hub_.handlers);
         resp = hub_.api->handle(req);
       } else {
+        fhir = true;
+        req.audit = &notes;
         if (raw_path != "/fhir" && !raw_path.starts_with("/fhir/")) {
           throw FhirError(404, "not-found", "Not a FHIR endpoint: the FHIR base is /fhir");
         }
@@ -472,7 +476,9 @@ class Connection final : public Poco::Net::TCPServerConnection {
       resp = error_response(e.status(), outcome_json(e.issues()));
       resp.allow = e.allow;
       resp.headers = e.headers;
+      if (notes.detail.empty()) notes.detail = e.what();
     } catch (const storage::DbError& e) {
+      notes.detail = std::string("database: ") + e.what();
       log_error("request " + req.request_id + " " + req.method + " /" + req.path() + peer() +
                 ": database: " + e.what());
       resp = error_response(
@@ -480,9 +486,15 @@ class Connection final : public Poco::Net::TCPServerConnection {
           outcome_json("error", "exception",
                        "The database could not complete the request (request id " + req.request_id + ")"));
     } catch (const std::exception& e) {
+      notes.detail = e.what();
       log_error("request " + req.request_id + " " + req.method + " /" + req.path() + peer() + ": " + e.what());
       resp =
           error_response(500, outcome_json("error", "exception", "Internal error (request id " + req.request_id + ")"));
+    }
+    // Every FHIR request's audit record is durable before its answer leaves.
+    if (fhir) {
+      if (req.method.empty()) req.method = http.method;
+      hub_.service.audit(req, resp);
     }
     if (cors) {
       // Browser apps (SMART on FHIR) on other origins call the FHIR API and the token

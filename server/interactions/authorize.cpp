@@ -46,6 +46,8 @@ unsigned needed_perms(Kind k, const RestRequest& req) {
       return auth::kSearch;
     case Kind::kEverything:
       return auth::kRead | auth::kSearch;
+    case Kind::kAuditVerify:
+      return auth::kRead;
     case Kind::kCapabilities:
     case Kind::kBatchOrTransaction:
       return 0;
@@ -241,13 +243,20 @@ bool shared_reference_type(const std::string& type) {
   return kTypes.count(type) > 0;
 }
 
-}  // namespace
-
-void authorize(Context& ctx, const RestRequest& req, Route& r) {
+void check(Context& ctx, const RestRequest& req, Route& r) {
   if (r.kind == Kind::kCapabilities) return;
   if (!req.principal) throw FhirError(500, "exception", "request without a principal");
   const auth::Principal& p = *req.principal;
   if (p.kind == "internal") return;
+  if (r.type == "AuditEvent") {
+    // The audit trail is the auditors' (and the sysadmin's, for operations), whatever the
+    // token's scopes; and only the server writes it.
+    if (p.role != "auditor" && p.role != "sysadmin") {
+      throw FhirError(403, "forbidden",
+                      "監査記録は監査責任者とシステム管理者のみが参照できます / only auditors and the system "
+                      "administrator may read the audit trail");
+    }
+  }
   const unsigned perms = needed_perms(r.kind, req);
   const std::string type = scoped_type(r);
   const auto& s = p.scopes;
@@ -350,6 +359,21 @@ void authorize(Context& ctx, const RestRequest& req, Route& r) {
       // Writes, instance history (earlier versions may have been someone else's), $everything
       // and system-wide reads are not given to a patient context.
       refuse(p, r, type);
+  }
+}
+
+}  // namespace
+
+void authorize(Context& ctx, const RestRequest& req, Route& r) {
+  try {
+    check(ctx, req, r);
+  } catch (FhirError& e) {
+    // Every refusal here is a denial for the audit record, also a 404 that hides.
+    if (req.audit) {
+      req.audit->denied = true;
+      req.audit->detail = e.what();
+    }
+    throw;
   }
 }
 

@@ -132,6 +132,7 @@ RestRequest entry_request(const Entry& e, const RestRequest& outer) {
   r.peer = outer.peer;
   r.origin = outer.origin;
   r.principal = outer.principal;
+  r.audit = outer.audit;
   if (e.resource) r.resource = *e.resource;
   return r;
 }
@@ -201,7 +202,9 @@ std::string prefix_expression(const std::string& expr, const Entry& e) {
 RestResponse run_transaction(FhirService& service, const RestRequest& req, const std::vector<Entry>& entries) {
   Services& svc = service.services();
   const ReturnPref pref = return_preference(req);
-  return in_transaction(svc, true, [&](Context& ctx) {
+  return in_transaction(
+      svc, true,
+      [&](Context& ctx) {
     ctx.base_url = req.base_url;
     std::vector<RestRequest> requests;
     requests.reserve(entries.size());
@@ -364,7 +367,8 @@ RestResponse run_transaction(FhirService& service, const RestRequest& req, const
     RestResponse out;
     out.body = b.finish();
     return out;
-  });
+      },
+      &req);
 }
 
 RestResponse run_batch(FhirService& service, const RestRequest& req, const std::vector<Entry>& entries) {
@@ -372,8 +376,12 @@ RestResponse run_batch(FhirService& service, const RestRequest& req, const std::
   BundleWriter b("batch-response");
   for (const auto& e : entries) {
     RestResponse resp;
+    // A batch entry that writes commits on its own, so its own audit record goes with it;
+    // the batch as a whole gets one more record when it is answered.
+    AuditNotes entry_notes;
     try {
       RestRequest r = entry_request(e, req);
+      r.audit = req.audit ? &entry_notes : nullptr;
       Route route_info = route(r);
       if (route_info.kind == Kind::kBatchOrTransaction)
         throw FhirError(400, "not-supported", "A Bundle entry cannot be a Bundle POST");
@@ -409,6 +417,7 @@ RestResponse process_bundle(FhirService& service, const RestRequest& req) {
     throw FhirError(400, "value", "POST to the base takes a Bundle of type transaction or batch, not '" + type + "'",
                     "Bundle.type");
   }
+  if (req.audit) req.audit->interaction = type;
   auto entries = read_entries(bundle, req.base_url);
   return type == "transaction" ? run_transaction(service, req, entries) : run_batch(service, req, entries);
 }

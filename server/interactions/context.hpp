@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "server/audit/trail.hpp"
 #include "server/config.hpp"
 #include "server/interactions/rest.hpp"
 #include "server/storage/db.hpp"
@@ -21,13 +22,15 @@ class AuthService;
 namespace kasama::server {
 
 struct Services {
-  Services(const Config& c, storage::ConnectionPool& p, storage::ResourceCache& rc, auth::AuthService* a = nullptr)
-      : config(c), pool(p), cache(rc), store(c.tenant), auth(a) {}
+  Services(const Config& c, storage::ConnectionPool& p, storage::ResourceCache& rc, auth::AuthService* a = nullptr,
+           audit::AuditTrail* t = nullptr)
+      : config(c), pool(p), cache(rc), store(c.tenant), auth(a), audit(t) {}
   const Config& config;
   storage::ConnectionPool& pool;
   storage::ResourceCache& cache;
   storage::ResourceStore store;
   auth::AuthService* auth;  // bearer tokens of FHIR requests; null only where no request comes from outside
+  audit::AuditTrail* audit;  // the audit trail; null where nothing is audited (CLI tools)
 };
 
 class Context {
@@ -48,6 +51,8 @@ class Context {
   bool in_transaction_bundle = false;  // reads must see the bundle's own uncommitted writes
   std::int64_t now = 0;                // the writes' lastUpdated, one per transaction
   std::vector<std::function<void()>> after_commit;
+  // Held from the audit record's INSERT until this transaction ends (server/audit/trail.hpp).
+  audit::AuditTrail::Slot audit_slot;
 
   // Referential integrity is checked when the transaction's writes are all done (a
   // transaction Bundle may create a target after the entry that refers to it).

@@ -27,6 +27,7 @@ enum class Kind {
   kEverything,
   kReindex,
   kBatchOrTransaction,
+  kAuditVerify,  // AuditEvent/$verify: the hash chain (server/audit)
 };
 
 struct Route {
@@ -42,6 +43,12 @@ bool is_write(Kind kind);
 const char* kind_name(Kind kind);
 
 RestResponse read(Context& ctx, const RestRequest& req, const Route& r);
+// The audit trail as AuditEvents (audit_events.cpp): read, search and $verify, for auditors.
+RestResponse audit_event_read(Context& ctx, const RestRequest& req, const Route& r);
+RestResponse audit_event_search(Context& ctx, const RestRequest& req, const Route& r);
+RestResponse audit_verify(Context& ctx, const RestRequest& req, const Route& r);
+// The restful-interaction code an audit record names for a route.
+std::string audit_interaction(Kind kind);
 RestResponse search_system(Context& ctx, const RestRequest& req, const Route& r);
 RestResponse patient_everything(Context& ctx, const RestRequest& req, const Route& r);
 // Route: type = compartment type, id = its id, vid = the searched type.

@@ -47,6 +47,15 @@ class FhirError : public std::runtime_error {
   std::vector<Issue> issues_;
 };
 
+// What a request's audit record says beyond the request and its response, gathered
+// on the way: set up by the http layer for every FHIR request, shared by a Bundle's entries.
+struct AuditNotes {
+  std::string interaction;  // restful-interaction code; empty until the request was routed
+  bool denied = false;      // refused by authentication or access control (also a 404 that hides)
+  bool written = false;     // already committed with the write's own transaction
+  std::string detail;       // why it was refused or failed
+};
+
 struct RestRequest {
   std::string method;                                        // GET, POST, ...
   std::vector<std::string> segments;                         // path below the FHIR base, decoded
@@ -63,6 +72,7 @@ struct RestRequest {
   // shared by a Bundle's entries.
   std::shared_ptr<const auth::Principal> principal;
   bool authorized = false;  // a transaction entry checked already (its route unchanged by the check)
+  AuditNotes* audit = nullptr;  // null for the server's own requests (demo data), which are not audited
 
   const std::string* header(std::string_view lower_name) const;
   const std::string* param(std::string_view name) const;

@@ -63,6 +63,10 @@ Route route(const RestRequest& req) {
     if (m == "POST") return {Kind::kReindex, type, "", ""};
     not_allowed(req, "POST");
   }
+  if (s.size() == 2 && s[1] == "$verify" && type == "AuditEvent") {
+    if (m == "GET" || m == "HEAD" || m == "POST") return {Kind::kAuditVerify, type, "", ""};
+    not_allowed(req, "GET, HEAD, POST");
+  }
   const std::string& id = s[1];
   if (!id.empty() && id[0] == '$') throw FhirError(404, "not-supported", "Unknown operation " + id + " on " + type);
   require_valid_id(id);
@@ -147,6 +151,8 @@ const char* kind_name(Kind kind) {
       return "operation-reindex";
     case Kind::kBatchOrTransaction:
       return "batch-or-transaction";
+    case Kind::kAuditVerify:
+      return "operation-verify";
   }
   return "unknown";
 }

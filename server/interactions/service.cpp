@@ -13,6 +13,23 @@ RestResponse FhirService::dispatch(Context& ctx, const RestRequest& req, const R
   // Every interaction, also each entry of a batch or transaction (a transaction's entries were
   // all checked before any ran).
   if (!req.authorized) authorize(ctx, req, r);
+  if (r.type == "AuditEvent") {
+    switch (r.kind) {
+      case Kind::kRead:
+        return audit_event_read(ctx, req, r);
+      case Kind::kSearchType:
+        return audit_event_search(ctx, req, r);
+      case Kind::kAuditVerify:
+        return audit_verify(ctx, req, r);
+      default: {
+        FhirError e(405, "not-supported",
+                    "監査記録はサーバーだけが書き込みます / AuditEvents are written by the server only; they can be "
+                    "read, searched and verified");
+        e.allow = "GET, HEAD";
+        throw e;
+      }
+    }
+  }
   switch (r.kind) {
     case Kind::kCapabilities:
       return capabilities(ctx, req, r);
@@ -50,11 +67,15 @@ RestResponse FhirService::dispatch(Context& ctx, const RestRequest& req, const R
       return reindex_operation(ctx, req, r);
     case Kind::kBatchOrTransaction:
       return process_bundle(*this, req);
+    case Kind::kAuditVerify:
+      break;
   }
   throw FhirError(500, "exception", "unrouted interaction");
 }
 
-RestResponse in_transaction(Services& svc, bool transaction_bundle, const std::function<RestResponse(Context&)>& body) {
+RestResponse in_transaction(Services& svc, bool transaction_bundle, const std::function<RestResponse(Context&)>& body,
+                            const RestRequest* audited) {
+  const bool audit_here = audited && audited->audit && svc.audit && svc.audit->enabled();
   constexpr int kAttempts = 8;
   for (int attempt = 1;; ++attempt) {
     Context ctx(svc);
@@ -63,7 +84,13 @@ RestResponse in_transaction(Services& svc, bool transaction_bundle, const std::f
       ctx.begin();
       RestResponse resp = body(ctx);
       check_integrity(ctx);
+      if (audit_here) {
+        // The write and its audit record commit together: neither without the other.
+        ctx.audit_slot = svc.audit->reserve();
+        svc.audit->insert(ctx.audit_slot, ctx.db(), audit_row(*audited, resp));
+      }
       ctx.commit();
+      if (audit_here) audited->audit->written = true;
       return resp;
     } catch (const RetryTransaction&) {
       ctx.rollback();
@@ -81,7 +108,7 @@ RestResponse in_transaction(Services& svc, bool transaction_bundle, const std::f
 }
 
 RestResponse FhirService::run_write(const RestRequest& req, const Route& r) {
-  return in_transaction(svc_, false, [&](Context& ctx) { return dispatch(ctx, req, r); });
+  return in_transaction(svc_, false, [&](Context& ctx) { return dispatch(ctx, req, r); }, &req);
 }
 
 RestResponse FhirService::run_read(const RestRequest& req, const Route& r) {
@@ -122,11 +149,23 @@ void FhirService::authenticate(RestRequest& req) {
 
 RestResponse FhirService::handle(RestRequest& req) {
   const Route r = route(req);
+  if (req.audit) req.audit->interaction = audit_interaction(r.kind);
   // Only the CapabilityStatement is public; everything else needs a valid access token.
-  // The audit record (issue 5) is written on the way out.
-  if (r.kind != Kind::kCapabilities && !req.principal) authenticate(req);
+  // The audit record is written on the way out (FhirService::audit).
+  if (r.kind != Kind::kCapabilities && !req.principal) {
+    try {
+      authenticate(req);
+    } catch (FhirError& e) {
+      if (req.audit) {
+        req.audit->denied = true;
+        req.audit->detail = e.what();
+      }
+      throw;
+    }
+  }
   if (r.kind == Kind::kBatchOrTransaction) return process_bundle(*this, req);
-  return is_write(r.kind) ? run_write(req, r) : run_read(req, r);
+  // AuditEvent writes are refused in dispatch; they must not open a write transaction.
+  return is_write(r.kind) && r.type != "AuditEvent" ? run_write(req, r) : run_read(req, r);
 }
 
 }  // namespace kasama::server

@@ -25,6 +25,13 @@ class FhirService {
 
   Services& services() { return svc_; }
 
+  // The request's audit record, after its response was made: appended, and waited
+  // for, unless the write's transaction holds it already. When it cannot be written the
+  // response becomes a 503: nothing is answered unaudited. A request refused before its token
+  // was looked at (a malformed path, an unknown type, 406, 415) is still recorded under the
+  // token's account and terminal when the token is valid.
+  void audit(RestRequest& req, RestResponse& resp);
+
  private:
   // The bearer token → req.principal; 401 with WWW-Authenticate when missing or invalid.
   void authenticate(RestRequest& req);
@@ -34,7 +41,12 @@ class FhirService {
 RestResponse process_bundle(FhirService& service, const RestRequest& req);
 
 // Runs body in a fresh Context inside a database transaction, checks referential integrity
-// and commits; runs it again from the start on deadlock or RetryTransaction.
-RestResponse in_transaction(Services& svc, bool transaction_bundle, const std::function<RestResponse(Context&)>& body);
+// and commits; runs it again from the start on deadlock or RetryTransaction. With audited,
+// that request's audit record is written in the same transaction.
+RestResponse in_transaction(Services& svc, bool transaction_bundle, const std::function<RestResponse(Context&)>& body,
+                            const RestRequest* audited = nullptr);
+
+// The audit record of a request with its outcome (interactions/audit_hook.cpp).
+storage::AuditRow audit_row(const RestRequest& req, const RestResponse& resp);
 
 }  // namespace kasama::server

@@ -82,8 +82,13 @@ int run(const std::vector<std::string>& args, const fs::path& log) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+// A zombie (killed, not yet reaped: its parent died with it and PID 1 may never reap it) is
+// not alive: it holds no files and answers nothing.
 bool alive(int pid) {
-  return pid > 0 && kill(pid, 0) == 0;
+  if (pid <= 0 || kill(pid, 0) != 0) return false;
+  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const auto paren = stat.rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z';
 }
 
 bool is_mariadbd(int pid) {
@@ -208,7 +213,7 @@ DbTarget EmbeddedMariaDb::provision(const std::string& database) {
   root.execute_text("CREATE DATABASE IF NOT EXISTS `" + database + "` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin");
   root.execute_text("CREATE USER IF NOT EXISTS 'kasama_app'@'localhost' IDENTIFIED BY " + root.quote(password));
   root.execute_text("ALTER USER 'kasama_app'@'localhost' IDENTIFIED BY " + root.quote(password));
-  root.execute_text("GRANT SELECT, INSERT, UPDATE, DELETE ON `" + database + "`.* TO 'kasama_app'@'localhost'");
+  // Privileges are granted table by table after the migrations (grant_app_privileges).
   DbTarget app = admin_target(database);
   app.user = "kasama_app";
   app.password = password;

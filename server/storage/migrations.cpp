@@ -97,4 +97,51 @@ int apply_migrations(Connection& admin) {
   return applied;
 }
 
+namespace {
+
+// 'user'@'host' from CURRENT_USER()'s user@host.
+std::string account_name(Connection& c, const std::string& user_at_host) {
+  const auto at = user_at_host.rfind('@');
+  if (at == std::string::npos) return c.quote(user_at_host) + "@'%'";
+  return c.quote(user_at_host.substr(0, at)) + "@" + c.quote(user_at_host.substr(at + 1));
+}
+
+}  // namespace
+
+void grant_app_privileges(Connection& admin, const std::string& database, const std::string& app_user_at_host) {
+  const std::string who = account_name(admin, app_user_at_host);
+  const std::string db = "`" + database + "`";
+  try {
+    admin.execute_text("REVOKE ALL PRIVILEGES ON " + db + ".* FROM " + who);
+  } catch (const DbError& e) {
+    if (e.code() != 1141 && e.code() != 1147) throw;  // there was no database-wide grant
+  }
+  auto tables = admin.query("SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+                            {std::string_view(database)});
+  for (std::size_t i = 0; i < tables.size(); ++i) {
+    const std::string& t = tables.text(i, 0);
+    if (t.find('`') != std::string::npos) continue;
+    const bool audit = t.rfind("audit_", 0) == 0;
+    if (audit) {
+      try {
+        admin.execute_text("REVOKE UPDATE, DELETE ON " + db + ".`" + t + "` FROM " + who);
+      } catch (const DbError& e) {
+        if (e.code() != 1141 && e.code() != 1147) throw;
+      }
+    }
+    admin.execute_text("GRANT " + std::string(audit ? "SELECT, INSERT" : "SELECT, INSERT, UPDATE, DELETE") + " ON " +
+                       db + ".`" + t + "` TO " + who);
+  }
+}
+
+bool can_alter_audit(Connection& conn) {
+  try {
+    conn.execute_text("UPDATE audit_event SET status = status WHERE 1 = 0");
+  } catch (const DbError& e) {
+    if (e.code() == 1142) return false;
+    throw;
+  }
+  return true;
+}
+
 }  // namespace kasama::storage

@@ -157,6 +157,16 @@ describe('R-05 official FHIR R4 examples: stored with PUT Type/id and read back 
   });
   for (const row of rows) {
     if (EXCLUDED[row.file]) continue;
+    if (row.resourceType === 'AuditEvent') {
+      // R-30, R-31: the audit trail is the server's own; nobody stores AuditEvents in it.
+      it(`${row.file}: refused (only the server writes AuditEvents)`, async () => {
+        const original = readFileSync(path.join(DIR, row.file), 'utf8');
+        const res = await request('PUT', `AuditEvent/${row.id}`, { body: original });
+        assert.equal(res.status, 403, show(res));
+        assert.equal(res.json.resourceType, 'OperationOutcome');
+      });
+      continue;
+    }
     it(`${row.file} (${row.resourceType}/${row.id})`, () =>
       withLock(`${row.resourceType}/${row.id}`, () => storeAndCompare(row)));
   }

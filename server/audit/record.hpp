@@ -1,0 +1,46 @@
+#pragma once
+// One audit record: what the chain hashes, how it reads as an IHE BALP-shaped R4
+// AuditEvent, and how a response or request body is scanned for the resources and the
+// residents (Patients) it touched.
+#include <cstdint>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "resources/json.hpp"
+#include "server/storage/audit_store.hpp"
+
+namespace kasama::audit {
+
+using storage::AuditRow;
+
+// The bytes the chain hashes for one event: every column, length-prefixed, in a fixed order.
+std::string canonical(const AuditRow& row);
+// hex SHA-256(prev_hash_hex || canonical(row)); the first event's prev is 64 zeros.
+std::string chain_hash(const std::string& prev_hash_hex, const AuditRow& row);
+extern const std::string kGenesis;
+
+// The record as an R4 AuditEvent (IHE BALP: type rest, subtype the interaction).
+resources::Json to_audit_event(const AuditRow& row);
+
+// What a request touched, gathered from bodies without a full parse: each resource's
+// Type/id (top-level or Bundle entries' fullUrl / resourceType+id) and each Patient it is or
+// refers to. Bounded: at most kMaxEntities entities and kMaxPatients patients are kept.
+struct Touched {
+  static constexpr std::size_t kMaxEntities = 200;
+  static constexpr std::size_t kMaxPatients = 1000;
+  std::set<std::string> entities;
+  std::set<std::string> patients;
+  bool truncated = false;
+  // A Patient entity is also a patient touched, unless only attempted (a failed request).
+  void entity(std::string_view type, std::string_view id, bool touched = true);
+  void patient(std::string_view id);
+  std::string entities_text() const;
+  std::string patients_text() const;
+};
+void scan_body(std::string_view json, Touched& out);
+
+// restful-interaction code → AuditEvent.action (C R U D E).
+std::string action_of(std::string_view interaction, std::string_view method);
+
+}  // namespace kasama::audit

@@ -1,0 +1,162 @@
+// Each FHIR request's audit record: who (account, role, institution, client and its
+// terminal ID, network address), what (interaction, method, path and query), when, whose
+// data (every Patient the request or its answer touched) and the outcome, denials and
+// failures included. Writes commit theirs in their own transaction (service.cpp); every
+// other request's record is appended here before its response leaves.
+#include <chrono>
+
+#include "resources/json.hpp"
+#include "server/audit/record.hpp"
+#include "server/auth/auth_service.hpp"
+#include "server/interactions/interactions.hpp"
+#include "server/interactions/service.hpp"
+#include "server/log.hpp"
+
+namespace kasama::server {
+
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// restful-interaction codes (http://hl7.org/fhir/restful-interaction).
+const char* interaction_code(Kind k) {
+  switch (k) {
+    case Kind::kCapabilities:
+      return "capabilities";
+    case Kind::kRead:
+      return "read";
+    case Kind::kVread:
+      return "vread";
+    case Kind::kCreate:
+      return "create";
+    case Kind::kUpdate:
+    case Kind::kConditionalUpdate:
+      return "update";
+    case Kind::kPatch:
+    case Kind::kConditionalPatch:
+      return "patch";
+    case Kind::kDelete:
+    case Kind::kConditionalDelete:
+      return "delete";
+    case Kind::kHistoryInstance:
+      return "history-instance";
+    case Kind::kHistoryType:
+      return "history-type";
+    case Kind::kHistorySystem:
+      return "history-system";
+    case Kind::kSearchType:
+      return "search-type";
+    case Kind::kSearchSystem:
+      return "search-system";
+    case Kind::kSearchCompartment:
+      return "search";
+    case Kind::kBatchOrTransaction:
+      return "batch";
+    default:
+      return "operation";
+  }
+}
+
+std::string path_and_query(const RestRequest& req) {
+  std::string out = req.path();
+  for (std::size_t i = 0; i < req.params.size(); ++i) {
+    out += i ? '&' : '?';
+    out += req.params[i].first;
+    out += '=';
+    out += req.params[i].second;
+  }
+  return std::string(resources::utf8_prefix(resources::sanitize_utf8(out), 2000));
+}
+
+// For the ASCII columns: anything else becomes '?', and the length is bounded.
+std::string ascii(std::string_view s, std::size_t max) {
+  std::string out(s.substr(0, max));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string audit_interaction(Kind kind) {
+  return interaction_code(kind);
+}
+
+storage::AuditRow audit_row(const RestRequest& req, const RestResponse& resp) {
+  storage::AuditRow row;
+  row.recorded = now_ms();
+  row.request_id = ascii(req.request_id, 64);
+  const AuditNotes* notes = req.audit;
+  std::optional<Route> r;
+  try {
+    r = route(req);
+  } catch (const std::exception&) {
+  }
+  if (notes && !notes->interaction.empty()) {
+    row.interaction = notes->interaction;
+  } else {
+    row.interaction = r ? interaction_code(r->kind) : "unknown";
+  }
+  row.method = ascii(req.method, 8);
+  row.path = path_and_query(req);
+  row.action = audit::action_of(row.interaction, row.method);
+  row.status = resp.status;
+  row.outcome = resp.status < 400 ? 0 : resp.status < 500 ? 4 : 8;
+  row.denied = (notes && notes->denied) || resp.status == 401 || resp.status == 403;
+  // Diagnostics may quote what the client sent: made valid UTF-8 before MariaDB sees it.
+  if (notes) row.detail = std::string(resources::utf8_prefix(resources::sanitize_utf8(notes->detail), 1000));
+  if (const auth::Principal* p = req.principal.get()) {
+    row.account_id = ascii(p->account_id, 64);
+    row.role = ascii(p->role, 16);
+    row.institution_id = ascii(p->institution_id, 64);
+    row.fhir_user = ascii(p->fhir_user, 200);
+    row.client_id = ascii(p->client_id, 64);
+    row.terminal_id = ascii(p->terminal_id, 64);
+    row.patient_context = ascii(p->patient, 64);
+  }
+  row.peer = ascii(req.peer, 64);
+
+  audit::Touched touched;
+  if (r && !r->type.empty() && !r->id.empty()) touched.entity(r->type, r->id, resp.status < 400);
+  if (resp.status < 400) {
+    if (!resp.location.empty()) audit::scan_body("{\"location\":\"" + resp.location + "\"}", touched);
+    audit::scan_body(resp.body, touched);
+    // What a write sent: the resource (or a transaction's entries) and whose it is.
+    if (req.method != "GET" && req.method != "HEAD" && !req.body.empty()) audit::scan_body(req.body, touched);
+  }
+  row.patients = touched.patients_text();
+  row.entities = touched.entities_text();
+  if (touched.truncated) row.detail += row.detail.empty() ? "(touched list truncated)" : " (touched list truncated)";
+  return row;
+}
+
+void FhirService::audit(RestRequest& req, RestResponse& resp) {
+  if (!req.audit || req.audit->written || !svc_.audit || !svc_.audit->enabled()) return;
+  if (!req.principal && svc_.auth) {
+    const std::string* h = req.header("authorization");
+    if (h && h->size() > 7 && (h->compare(0, 7, "Bearer ") == 0 || h->compare(0, 7, "bearer ") == 0)) {
+      try {
+        req.principal = svc_.auth->check_token(h->substr(7), "access");
+      } catch (const std::exception&) {
+      }
+    }
+  }
+  try {
+    svc_.audit->append(audit_row(req, resp));
+  } catch (const std::exception& e) {
+    log_error("request " + req.request_id + ": " + e.what());
+    resp = RestResponse{};
+    resp.status = 503;
+    resp.body_is_outcome = true;
+    resp.body = outcome_json("error", "transient",
+                             "監査記録を書き込めないため応答できません。しばらくしてから再試行してください / The audit "
+                             "record could not be written, so the request cannot be answered; retry later (request id " +
+                                 req.request_id + ")");
+  }
+}
+
+}  // namespace kasama::server

@@ -1,0 +1,76 @@
+#pragma once
+// SQL for the audit trail (server/audit): event rows, the hash-chain seals over them, the
+// auditor's searches and the retention purge. Plain rows in and out; the chain rules live
+// in server/audit.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "server/storage/db.hpp"
+
+namespace kasama::storage {
+
+struct AuditRow {
+  std::uint64_t id = 0;
+  std::int64_t recorded = 0;  // ms since the epoch
+  std::string request_id, interaction, action, method, path;
+  int status = 0;
+  int outcome = 0;  // 0 success, 4 minor failure, 8 serious failure
+  bool denied = false;
+  std::string account_id, role, institution_id, fhir_user, client_id, terminal_id, peer, patient_context;
+  std::string patients;  // Patient ids, space-separated
+  std::string entities;  // Type/id, space-separated
+  std::string detail;
+};
+
+struct SealRow {
+  std::uint64_t event_id = 0, prev_id = 0;
+  std::string hash;  // hex
+  std::int64_t sealed_at = 0;
+};
+
+// What an auditor may ask for (AuditEvent search parameters, already parsed).
+struct AuditQuery {
+  std::optional<std::int64_t> from, to;  // recorded >= from, < to (ms)
+  std::vector<std::string> accounts;     // agent (account ids), any of
+  std::string patient;                   // touched this Patient id
+  std::string entity;                    // touched this Type/id
+  std::vector<std::string> interactions;  // subtype, any of
+  std::vector<std::string> actions;       // action, any of
+  std::vector<int> outcomes;              // outcome, any of
+  std::string terminal, client, address, institution, request_id;
+  std::optional<bool> denied;
+  std::uint64_t id = 0;         // _id (0 = any)
+  std::uint64_t before_id = 0;  // paging: newest first, ids below this (0 = from the newest)
+  std::size_t limit = 50;
+};
+
+class AuditStore {
+ public:
+  explicit AuditStore(unsigned tenant) : tenant_(tenant) {}
+  unsigned tenant() const { return tenant_; }
+
+  std::uint64_t insert(Connection& c, const AuditRow& r);
+  // One multi-row INSERT for a batch (the reads' group commit).
+  void insert_batch(Connection& c, const std::vector<const AuditRow*>& rows);
+  std::uint64_t max_id(Connection& c);
+  // Events with after < id <= upto, in id order.
+  std::vector<AuditRow> range(Connection& c, std::uint64_t after, std::uint64_t upto, std::size_t limit);
+  std::optional<AuditRow> by_id(Connection& c, std::uint64_t id);
+  std::vector<AuditRow> search(Connection& c, const AuditQuery& q);
+  std::uint64_t count(Connection& c, const AuditQuery& q);
+
+  std::optional<SealRow> last_seal(Connection& c);
+  void insert_seals(Connection& c, const std::vector<SealRow>& seals);
+  std::vector<SealRow> seals(Connection& c, std::uint64_t after, std::size_t limit);
+
+  // Retention: removes events and seals recorded before `before` (ms), as the
+  // maintenance user; returns the number of events removed.
+  std::uint64_t purge(Connection& c, std::int64_t before);
+
+ private:
+  unsigned tenant_;
+};
+
+}  // namespace kasama::storage

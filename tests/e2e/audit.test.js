@@ -1,0 +1,223 @@
+// R-30, R-31: the audit trail. Every FHIR request — allowed, denied, failing — yields exactly
+// one AuditEvent with who (account or client, terminal ID, address), what (interaction,
+// action, path), whose data (patients) and the outcome; only auditors (and the sysadmin) may
+// read it; the server's DB user cannot change it; a change or deletion made directly in
+// MariaDB is found by AuditEvent/$verify, which names the first broken record.
+import { describe, it, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { request, get, post, uid, BASE } from './lib/client.js';
+import { staff, api, authorizeCode, postForm, TOKEN_ENDPOINT, demoCredentials } from './lib/auth.js';
+
+const DATA_DIR = process.env.KASAMA_TEST_DATA_DIR;
+const SOCKET = path.join(DATA_DIR, 'mariadb', 'mysqld.sock');
+const REDIRECT = 'https://localhost/audit-console-callback';
+
+// SQL straight into the fixture's MariaDB, as root (the tamperer) or as the server's own user.
+function sql(statement, { user = 'root', password } = {}) {
+  const args = ['--no-defaults', '-S', SOCKET, '-u', user, '-N', '-B', 'kasama', '-e', statement];
+  if (password) args.splice(5, 0, `-p${password}`);
+  return execFileSync('mariadb', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+}
+
+let auditorToken;
+let practitionerToken;
+
+// A user token through the authorization-code flow on a public terminal of the city.
+async function userToken(session, clientId, scope) {
+  const a = await authorizeCode({ session, clientId, redirectUri: REDIRECT, scope });
+  assert.equal(a.status, 302, a.html);
+  assert.ok(a.params.code, a.location);
+  const t = await postForm(TOKEN_ENDPOINT, { grant_type: 'authorization_code', code: a.params.code, redirect_uri: REDIRECT, code_verifier: a.verifier, client_id: clientId });
+  assert.equal(t.status, 200, t.text);
+  return t.json.access_token;
+}
+
+const asAuditor = (p, opts = {}) => request(opts.method ?? 'GET', p, { ...opts, headers: { authorization: `Bearer ${auditorToken}`, ...(opts.headers ?? {}) } });
+
+async function recordsFor(requestId) {
+  const r = await asAuditor(`/AuditEvent?request-id=${encodeURIComponent(requestId)}`);
+  assert.equal(r.status, 200, r.text);
+  return (r.json.entry ?? []).map((e) => e.resource);
+}
+
+async function verify() {
+  const r = await asAuditor('/AuditEvent/$verify', { method: 'POST' });
+  assert.equal(r.status, 200, r.text);
+  const p = Object.fromEntries(r.json.parameter.map((x) => [x.name, x.valueBoolean ?? x.valueInteger ?? x.valueString ?? x.valueReference]));
+  return p;
+}
+
+before(async () => {
+  const s = await staff();
+  const app = await api('POST', '/admin/clients', { session: s.secretariat.session, body: { name: '監査コンソール (audit console)', kind: 'public', redirectUris: [REDIRECT] } });
+  assert.equal(app.status, 201, app.text);
+  auditorToken = await userToken(s.auditor.session, app.json.clientId, 'openid fhirUser user/AuditEvent.rs');
+});
+
+describe('R-30: every request yields exactly one audit record', () => {
+  it('a scripted mix of allowed, denied and failing requests → one record each, with the right fields', async () => {
+    const prefix = uid('audit');
+    const creds = demoCredentials();
+    const backend = creds['backend-client'];
+    const created = await post('/Patient', { resourceType: 'Patient', name: [{ family: '監査', given: ['太郎'] }] });
+    assert.equal(created.status, 201);
+    const pid = created.json.id;
+    const obs = { resourceType: 'Observation', status: 'final', code: { text: 'weight' }, subject: { reference: `Patient/${pid}` } };
+    // [method, path, options, expected status, expected outcome, denied, action, subtype]
+    const script = [
+      ['GET', `/Patient/${pid}`, {}, 200, '0', false, 'R', 'read'],
+      ['GET', `/Patient?_id=${pid}`, {}, 200, '0', false, 'R', 'search-type'],
+      ['POST', '/Observation', { body: obs }, 201, '0', false, 'C', 'create'],
+      ['GET', '/Patient/no-such-patient-here', {}, 404, '4', false, 'R', 'read'],
+      ['GET', '/Observation?no-such-param=1', {}, 400, '4', false, 'R', 'search-type'],
+      ['PUT', `/Patient/${pid}`, { body: { resourceType: 'Patient', id: 'other-id' } }, 400, '4', false, 'U', 'update'],
+      ['GET', `/Patient/${pid}`, { headers: { authorization: null } }, 401, '4', true, 'R', 'read'],
+      ['GET', `/Patient/${pid}`, { headers: { authorization: 'Bearer not-a-token' } }, 401, '4', true, 'R', 'read'],
+      ['GET', '/AuditEvent', {}, 403, '4', true, 'R', 'search-type'],
+      ['POST', '/AuditEvent', { body: { resourceType: 'AuditEvent' } }, 403, '4', true, 'C', 'create'],
+      ['GET', '/NotAType/1', {}, 404, '4', false, 'R', 'unknown'],
+      ['POST', '', { body: { resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'POST', url: 'Observation' }, resource: obs }] } }, 200, '0', false, 'E', 'transaction'],
+      ['POST', '', { body: { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: `Patient/${pid}` } }] } }, 200, '0', false, 'E', 'batch'],
+      ['GET', '/metadata', {}, 200, '0', false, 'R', 'capabilities'],
+      ['DELETE', `/Observation/${'x'.repeat(65)}`, {}, 400, '4', false, 'D', 'unknown'],
+    ];
+    for (let i = 0; i < script.length; i++) {
+      const [method, p, opts, status] = script[i];
+      const r = await request(method, p, { ...opts, headers: { ...(opts.headers ?? {}), 'x-request-id': `${prefix}-${i}` } });
+      assert.equal(r.status, status, `${method} ${p}: ${r.text.slice(0, 300)}`);
+    }
+    for (let i = 0; i < script.length; i++) {
+      const [method, p, , status, outcome, denied, action, subtype] = script[i];
+      const recs = await recordsFor(`${prefix}-${i}`);
+      assert.equal(recs.length, 1, `${method} ${p}: exactly one record, got ${recs.length}`);
+      const ev = recs[0];
+      assert.equal(ev.type.code, 'rest');
+      assert.equal(ev.outcome, outcome, `${method} ${p}: outcome`);
+      assert.equal(ev.action, action, `${method} ${p}: action`);
+      if (subtype !== 'unknown') assert.equal(ev.subtype[0].code, subtype, `${method} ${p}: subtype`);
+      assert.ok(ev.outcomeDesc.startsWith(String(status)), `${method} ${p}: ${ev.outcomeDesc}`);
+      assert.equal(ev.outcomeDesc.includes('(denied)'), denied, `${method} ${p}: denied flag in ${ev.outcomeDesc}`);
+      assert.ok(Date.now() - Date.parse(ev.recorded) < 5 * 60_000, 'recorded now');
+      const client = ev.agent.find((a) => a.who?.identifier?.system === 'urn:kasama:client');
+      if (status === 401) {
+        assert.equal(client, undefined, 'no client for an unauthenticated request');
+        assert.equal(ev.agent[0].who.identifier.value, 'anonymous');
+        assert.ok(ev.agent[0].network.address, 'the network address of an unauthenticated caller');
+      } else {
+        assert.equal(client.who.identifier.value, backend.clientId, `${method} ${p}: the client`);
+        assert.equal(client.altId, backend.terminalId, `${method} ${p}: the terminal ID (R-18)`);
+        assert.ok(client.network.address, 'the network address');
+      }
+      const req = ev.entity.find((e) => e.type.code === 'XrequestId');
+      assert.equal(req.what.identifier.value, `${prefix}-${i}`);
+    }
+    // Whose data: the patient is named by the read, the search, the Observation written for
+    // them, and the transaction and batch that touched them; not by the refused or failed ones.
+    const patientOf = async (i) => (await recordsFor(`${prefix}-${i}`))[0].entity.filter((e) => e.role?.code === '1').map((e) => e.what.reference);
+    for (const i of [0, 1, 2, 11, 12]) assert.deepEqual(await patientOf(i), [`Patient/${pid}`], `request ${i} names the patient`);
+    for (const i of [5, 6, 7, 8]) assert.deepEqual(await patientOf(i), [], `request ${i} touched no one's data`);
+    // By patient: every record that touched them.
+    const byPatient = await asAuditor(`/AuditEvent?patient=Patient/${pid}&_summary=count`);
+    assert.equal(byPatient.status, 200);
+    assert.ok(byPatient.json.total >= 6, `records naming the patient: ${byPatient.json.total}`);
+  });
+
+  it('records are searched newest first and paged; read by id; unknown parameters are refused', async () => {
+    const page = await asAuditor('/AuditEvent?_count=2&_total=accurate');
+    assert.equal(page.status, 200);
+    assert.equal(page.json.entry.length, 2);
+    assert.ok(page.json.total >= 2);
+    const [a, b] = page.json.entry.map((e) => Number(e.resource.id));
+    assert.ok(a > b, 'newest first');
+    const next = page.json.link.find((l) => l.relation === 'next');
+    assert.ok(next, 'a next link');
+    const second = await asAuditor(next.url);
+    assert.equal(second.status, 200);
+    assert.ok(Number(second.json.entry[0].resource.id) < b, 'the next page continues below');
+    const one = await asAuditor(`/AuditEvent/${a}`);
+    assert.equal(one.status, 200);
+    assert.equal(one.json.id, String(a));
+    assert.equal((await asAuditor('/AuditEvent/999999999999')).status, 404);
+    const badParam = await asAuditor('/AuditEvent?colour=blue');
+    assert.equal(badParam.status, 400);
+    assert.equal(badParam.json.issue[0].expression[0], 'colour');
+    const badDate = await asAuditor('/AuditEvent?date=yesterday');
+    assert.equal(badDate.status, 400);
+    const today = new Date().toISOString().slice(0, 10);
+    const dated = await asAuditor(`/AuditEvent?date=ge${today}&_summary=count`);
+    assert.ok(dated.json.total > 0);
+    const future = await asAuditor('/AuditEvent?date=gt2999-01-01&_summary=count');
+    assert.equal(future.json.total, 0);
+    const denied = await asAuditor('/AuditEvent?denied=true&_count=5');
+    assert.ok(denied.json.entry.every((e) => e.resource.outcomeDesc.includes('(denied)')));
+  });
+
+  it('only auditors read the trail: system scopes and practitioners get 403; nobody writes it', async () => {
+    assert.equal((await get('/AuditEvent')).status, 403, 'a backend client with system/*.cruds');
+    assert.equal((await get('/AuditEvent/1')).status, 403);
+    assert.equal((await get('/AuditEvent/$verify')).status, 403);
+    const w = await asAuditor('/AuditEvent', { method: 'POST', body: { resourceType: 'AuditEvent' } });
+    assert.ok([403, 405].includes(w.status), `auditor write: ${w.status}`);
+    const d = await asAuditor('/AuditEvent/1', { method: 'DELETE' });
+    assert.ok([403, 405].includes(d.status), `auditor delete: ${d.status}`);
+    const t = await post('', { resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'POST', url: 'AuditEvent' }, resource: { resourceType: 'AuditEvent' } }] });
+    assert.equal(t.status, 403, 'not through a transaction either');
+  });
+});
+
+describe('R-31: tamper evidence', () => {
+  it('the server\'s DB user may insert audit rows but neither update nor delete them', () => {
+    const password = readFileSync(path.join(DATA_DIR, 'mariadb', 'app-user.secret'), 'utf8').trim();
+    for (const statement of ['UPDATE audit_event SET status = 200 WHERE id = 1', 'DELETE FROM audit_event WHERE id = 1', 'DELETE FROM audit_seal WHERE event_id = 1', 'UPDATE audit_seal SET hash = hash']) {
+      assert.throws(() => sql(statement, { user: 'kasama_app', password }), /ERROR 1142/, statement);
+    }
+    // …while it can still change resources (the grants are per table).
+    assert.equal(sql('SELECT COUNT(*) > 0 FROM resource', { user: 'kasama_app', password }), '1');
+  });
+
+  it('a changed, deleted or unsealed row is named by $verify; restoring it makes the chain hold again', async () => {
+    const ok = await verify();
+    assert.equal(ok.result, true, JSON.stringify(ok));
+    assert.ok(ok.checked > 10);
+    const ids = sql('SELECT id FROM audit_event e JOIN audit_seal s ON s.event_id = e.id ORDER BY id DESC LIMIT 30').split('\n').map(Number);
+    const [changed, deleted, unsealed] = [ids[20], ids[10], ids[5]];
+
+    sql(`UPDATE audit_event SET recorded = recorded + 1 WHERE id = ${changed}`);
+    const v1 = await verify();
+    assert.equal(v1.result, false);
+    assert.equal(v1.firstBrokenId, String(changed));
+    assert.match(v1.problem, /altered/);
+    sql(`UPDATE audit_event SET recorded = recorded - 1 WHERE id = ${changed}`);
+    assert.equal((await verify()).result, true);
+
+    sql(`CREATE TABLE audit_backup_t AS SELECT * FROM audit_event WHERE id = ${deleted}`);
+    try {
+      sql(`DELETE FROM audit_event WHERE id = ${deleted}`);
+      const v2 = await verify();
+      assert.equal(v2.result, false);
+      assert.equal(v2.firstBrokenId, String(deleted));
+      assert.match(v2.problem, /deleted/);
+      sql(`INSERT INTO audit_event SELECT * FROM audit_backup_t`);
+    } finally {
+      sql('DROP TABLE audit_backup_t');
+    }
+    assert.equal((await verify()).result, true);
+
+    sql(`CREATE TABLE audit_backup_s AS SELECT * FROM audit_seal WHERE event_id = ${unsealed}`);
+    try {
+      sql(`DELETE FROM audit_seal WHERE event_id = ${unsealed}`);
+      const v3 = await verify();
+      assert.equal(v3.result, false);
+      assert.equal(v3.firstBrokenId, String(unsealed));
+      sql(`INSERT INTO audit_seal SELECT * FROM audit_backup_s`);
+    } finally {
+      sql('DROP TABLE audit_backup_s');
+    }
+    const back = await verify();
+    assert.equal(back.result, true, JSON.stringify(back));
+    assert.equal(back.headHash.length, 64);
+  });
+});
