@@ -85,6 +85,14 @@ Config Config::from_env() {
       throw std::invalid_argument("KASAMA_AUDIT must be on or off");
     }
   }
+  if (auto v = env("KASAMA_AUDIT_SYNC")) {
+    const std::string a = v;
+    if (a == "write") {
+      c.audit_sync = false;
+    } else if (a != "fdatasync") {
+      throw std::invalid_argument("KASAMA_AUDIT_SYNC must be fdatasync or write");
+    }
+  }
   if (auto v = env("KASAMA_AUDIT_GRANTS")) {
     const std::string a = v;
     if (a == "unchecked") {

@@ -34,6 +34,10 @@ struct Config {
   // KASAMA_AUDIT=off: no audit trail, for benchmarks that compare with and without it
   // (refused with KASAMA_DB: a real deployment always audits, R-30).
   bool audit = true;
+  // KASAMA_AUDIT_SYNC: fdatasync (default: a read's record is on disk before its answer, also
+  // across a power loss) or write (handed to the kernel: survives a crash of the server or of
+  // MariaDB, not of the machine).
+  bool audit_sync = true;
   // KASAMA_AUDIT_GRANTS=unchecked: start even when the DB user can UPDATE/DELETE audit rows.
   bool audit_grants_checked = true;
   unsigned token_cache_ms = 1000;  // KASAMA_TOKEN_CACHE_MS: how long another process's revocation may go unseen

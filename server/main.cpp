@@ -106,7 +106,8 @@ int main(int argc, char** argv) {
     auth_settings.backend_lifetime = std::chrono::seconds(config.backend_token_s);
     auth_settings.token_cache_ttl = std::chrono::milliseconds(config.token_cache_ms);
     auth::AuthService auth(pool, config.tenant, auth_settings);
-    audit::AuditTrail trail(app, config.tenant, config.audit && !reindex_only && !bootstrap && !audit_verify);
+    audit::AuditTrail trail(app, config.tenant, config.audit && !reindex_only && !bootstrap && !audit_verify,
+                            config.data_dir + "/audit", config.audit_sync);
     if (!config.audit && !reindex_only && !bootstrap && !audit_verify) {
       server::log_error("KASAMA_AUDIT=off: requests are NOT audited (benchmarks only)");
     }

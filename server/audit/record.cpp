@@ -101,6 +101,72 @@ std::string canonical(const AuditRow& r) {
   return out;
 }
 
+namespace {
+
+// One length-prefixed field at pos; false when the bytes do not hold one.
+bool next_field(std::string_view in, std::size_t& pos, std::string& out) {
+  std::size_t len = 0;
+  const std::size_t start = pos;
+  while (pos < in.size() && in[pos] >= '0' && in[pos] <= '9' && pos - start < 9) len = len * 10 + (in[pos++] - '0');
+  if (pos == start || pos >= in.size() || in[pos] != ':') return false;
+  if (pos - start > 1 && in[start] == '0') return false;  // canonical() writes no leading zeros
+  ++pos;
+  if (in.size() - pos < len) return false;
+  out.assign(in.substr(pos, len));
+  pos += len;
+  return true;
+}
+
+bool to_number(const std::string& s, std::int64_t& out) {
+  if (s.empty() || s.size() > 18 || (s.size() > 1 && s[0] == '0')) return false;  // only what canonical() writes
+  std::int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  out = v;
+  return true;
+}
+
+}  // namespace
+
+std::optional<AuditRow> decode_canonical(std::string_view in) {
+  AuditRow r;
+  std::size_t pos = 0;
+  std::string f[21];
+  for (auto& x : f) {
+    if (!next_field(in, pos, x)) return std::nullopt;
+  }
+  if (pos != in.size()) return std::nullopt;
+  std::int64_t id = 0, recorded = 0, status = 0, outcome = 0;
+  if (!to_number(f[0], id) || !to_number(f[1], recorded) || !to_number(f[7], status) || !to_number(f[8], outcome) ||
+      (f[9] != "0" && f[9] != "1")) {
+    return std::nullopt;
+  }
+  r.id = static_cast<std::uint64_t>(id);
+  r.recorded = recorded;
+  r.request_id = std::move(f[2]);
+  r.interaction = std::move(f[3]);
+  r.action = std::move(f[4]);
+  r.method = std::move(f[5]);
+  r.path = std::move(f[6]);
+  r.status = static_cast<int>(status);
+  r.outcome = static_cast<int>(outcome);
+  r.denied = f[9] == "1";
+  r.account_id = std::move(f[10]);
+  r.role = std::move(f[11]);
+  r.institution_id = std::move(f[12]);
+  r.fhir_user = std::move(f[13]);
+  r.client_id = std::move(f[14]);
+  r.terminal_id = std::move(f[15]);
+  r.peer = std::move(f[16]);
+  r.patient_context = std::move(f[17]);
+  r.patients = std::move(f[18]);
+  r.entities = std::move(f[19]);
+  r.detail = std::move(f[20]);
+  return r;
+}
+
 std::string chain_hash(const std::string& prev_hash_hex, const AuditRow& row) {
   return storage::sha256_hex(prev_hash_hex + canonical(row));
 }

@@ -3,6 +3,7 @@
 // AuditEvent, and how a response or request body is scanned for the resources and the
 // residents (Patients) it touched.
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -16,6 +17,8 @@ using storage::AuditRow;
 
 // The bytes the chain hashes for one event: every column, length-prefixed, in a fixed order.
 std::string canonical(const AuditRow& row);
+// The inverse of canonical(): nullopt for anything that is not exactly one encoded record.
+std::optional<AuditRow> decode_canonical(std::string_view bytes);
 // hex SHA-256(prev_hash_hex || canonical(row)); the first event's prev is 64 zeros.
 std::string chain_hash(const std::string& prev_hash_hex, const AuditRow& row);
 extern const std::string kGenesis;

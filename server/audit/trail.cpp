@@ -1,6 +1,14 @@
 #include "server/audit/trail.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
 
 #include "server/audit/record.hpp"
 #include "server/log.hpp"
@@ -15,7 +23,6 @@ std::int64_t now_ms() {
 }
 
 constexpr std::size_t kSealBatch = 2000;
-constexpr std::size_t kAppendBatch = 2000;
 
 // Events in id order, fetched in batches.
 class EventCursor {
@@ -136,31 +143,106 @@ void AuditTrail::Slot::release() {
   trail_ = nullptr;
 }
 
-AuditTrail::AuditTrail(storage::DbTarget target, unsigned tenant, bool enabled)
-    : target_(std::move(target)), store_(tenant), enabled_(enabled) {}
+AuditTrail::AuditTrail(storage::DbTarget target, unsigned tenant, bool enabled, std::string journal_dir, bool sync)
+    : target_(std::move(target)), store_(tenant), enabled_(enabled), dir_(std::move(journal_dir)), sync_(sync) {}
 
 AuditTrail::~AuditTrail() {
-  stop();
+  try {
+    stop();
+  } catch (...) {
+  }
+}
+
+namespace {
+
+std::string journal_path(const std::string& dir, std::uint64_t file_no) {
+  char name[40];
+  std::snprintf(name, sizeof name, "/journal-%012llu.log", static_cast<unsigned long long>(file_no));
+  return dir + name;
+}
+
+// The journal files in dir, by number.
+std::vector<std::uint64_t> journal_files(const std::string& dir) {
+  std::vector<std::uint64_t> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string n = e.path().filename().string();
+    if (n.size() == 24 && n.rfind("journal-", 0) == 0 && n.substr(20) == ".log") {
+      out.push_back(std::stoull(n.substr(8, 12)));
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::uint64_t file_size(const std::string& path) {
+  std::error_code ec;
+  const auto n = std::filesystem::file_size(path, ec);
+  return ec ? 0 : static_cast<std::uint64_t>(n);
+}
+
+}  // namespace
+
+void AuditTrail::open_journal() {
+  std::filesystem::create_directories(dir_);
+  const auto files = journal_files(dir_);
+  // Every run writes a file of its own; earlier ones are only read.
+  file_no_ = files.empty() ? 1 : files.back() + 1;
+  fd_ = ::open(journal_path(dir_, file_no_).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd_ < 0) throw std::runtime_error("cannot create the audit journal in " + dir_ + ": " + std::strerror(errno));
+  // The new file's name must survive a power loss too.
+  const int d = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d >= 0) {
+    ::fsync(d);
+    ::close(d);
+  }
+  written_ = 0;
+  synced_ = 0;
 }
 
 void AuditTrail::start() {
   if (!enabled_ || started_) return;
-  started_ = true;
+  open_journal();
+  // What an earlier run appended but did not load (a crash) goes in before anything new.
+  load_everything_before(file_no_);
   stopping_ = false;
-  appender_ = std::thread([this] { append_loop(); });
+  started_ = true;
+  if (sync_) syncer_ = std::thread([this] { sync_loop(); });
+  loader_ = std::thread([this] { load_loop(); });
   sealer_ = std::thread([this] { seal_loop(); });
 }
 
 void AuditTrail::stop() {
   if (!started_) return;
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(write_mu_);  // no append is half done
     stopping_ = true;
   }
-  queue_cv_.notify_all();
+  {
+    std::lock_guard lock(sync_mu_);
+    sync_cv_.notify_all();
+  }
+  if (syncer_.joinable()) syncer_.join();
+  if (fd_ >= 0) ::fdatasync(fd_);
+  synced_.store(written_.load());
+  synced_.notify_all();
+  {
+    std::lock_guard lock(load_mu_);
+    load_cv_.notify_all();
+  }
+  if (loader_.joinable()) loader_.join();  // loads everything appended before it returns
+  {
+    std::lock_guard lock(seal_wait_mu_);
+    seal_last_ = true;
+  }
   seal_cv_.notify_all();
-  if (appender_.joinable()) appender_.join();
   if (sealer_.joinable()) sealer_.join();
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+  // Fully loaded: the file is no longer needed.
+  std::lock_guard lock(load_mu_);
+  if (load_error_.empty() && loaded_ == written_.load()) std::filesystem::remove(journal_path(dir_, file_no_));
   started_ = false;
 }
 
@@ -181,78 +263,209 @@ std::uint64_t AuditTrail::insert(Slot& slot, storage::Connection& c, const stora
   return id;
 }
 
-void AuditTrail::append(storage::AuditRow row) {
+void AuditTrail::append(const storage::AuditRow& row) {
   if (!enabled_) return;
-  row.recorded = row.recorded ? row.recorded : now_ms();
-  Pending p{&row, false, {}};
-  std::unique_lock lock(mu_);
-  if (!started_ || stopping_) throw std::runtime_error("the audit trail is not running");
-  queue_.push_back(&p);
-  queue_cv_.notify_one();
-  done_cv_.wait(lock, [&] { return p.done; });
-  if (!p.error.empty()) throw std::runtime_error("audit record not written: " + p.error);
+  storage::AuditRow r = row;
+  r.id = 0;
+  if (!r.recorded) r.recorded = now_ms();
+  const std::string payload = canonical(r);
+  char head[10];
+  std::snprintf(head, sizeof head, "%08zx ", payload.size());
+  std::string entry;
+  entry.reserve(payload.size() + 10);
+  entry.append(head, 9).append(payload).push_back('\n');
+  std::uint64_t end = 0;
+  {
+    std::lock_guard lock(write_mu_);
+    if (!started_ || stopping_ || fd_ < 0) throw std::runtime_error("the audit trail is not running");
+    const std::uint64_t at = written_.load(std::memory_order_relaxed);
+    std::size_t done = 0;
+    while (done < entry.size()) {
+      const ssize_t n = ::pwrite(fd_, entry.data() + done, entry.size() - done, static_cast<off_t>(at + done));
+      if (n < 0 && errno == EINTR) continue;
+      // A short file is harmless: the entry is written again at the same offset next time.
+      if (n <= 0) throw std::runtime_error(std::string("audit journal write failed: ") + std::strerror(errno));
+      done += static_cast<std::size_t>(n);
+    }
+    end = at + entry.size();
+    written_.store(end, std::memory_order_release);
+  }
+  if (!sync_) return;
+  // Group commit: one fdatasync covers every entry written before it started.
+  std::uint64_t seen = synced_.load(std::memory_order_acquire);
+  if (seen >= end) return;
+  if (!sync_wanted_.exchange(true)) {
+    std::lock_guard lock(sync_mu_);
+    sync_cv_.notify_one();
+  }
+  while ((seen = synced_.load(std::memory_order_acquire)) < end) synced_.wait(seen, std::memory_order_acquire);
 }
 
-void AuditTrail::append_loop() {
-  std::optional<storage::Connection> conn;
-  std::vector<Pending*> batch;
+void AuditTrail::sync_loop() {
   for (;;) {
     {
-      std::unique_lock lock(mu_);
-      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty() && stopping_) return;
-      if (queue_.size() <= kAppendBatch) {
-        batch.swap(queue_);
-      } else {
-        batch.assign(queue_.begin(), queue_.begin() + kAppendBatch);
-        queue_.erase(queue_.begin(), queue_.begin() + kAppendBatch);
-      }
+      std::unique_lock lock(sync_mu_);
+      sync_cv_.wait(lock, [&] { return sync_wanted_.load() || stopping_.load(); });
     }
-    std::string error;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      try {
-        if (!conn || !conn->healthy()) {
-          conn.reset();
-          conn.emplace(target_);
-        }
-        std::vector<const storage::AuditRow*> rows;
-        rows.reserve(batch.size());
-        for (Pending* p : batch) rows.push_back(p->row);
-        Slot slot = reserve();
-        try {
-          store_.insert_batch(*conn, rows);  // autocommit: one commit for the batch
-        } catch (const storage::DbError& e) {
-          if (e.connection_lost() || batch.size() == 1) throw;
-          // One record MariaDB refuses must not fail the others: each on its own.
-          slot.release();
-          for (Pending* p : batch) {
-            Slot one = reserve();
-            try {
-              store_.insert_batch(*conn, {p->row});
-            } catch (const storage::DbError& single) {
-              if (single.connection_lost()) throw;
-              p->error = single.what();
-            }
-          }
-        }
-        slot.release();
-        error.clear();
+    sync_wanted_ = false;
+    const std::uint64_t target = written_.load(std::memory_order_acquire);
+    if (target > synced_.load()) {
+      if (::fdatasync(fd_) != 0) server::log_error(std::string("audit: fdatasync failed: ") + std::strerror(errno));
+      synced_.store(target, std::memory_order_release);
+      synced_.notify_all();
+    }
+    if (stopping_ && !sync_wanted_ && synced_.load() >= written_.load()) return;
+  }
+}
+
+void AuditTrail::flush() {
+  if (!enabled_ || !started_) return;
+  const std::uint64_t target = written_.load(std::memory_order_acquire);
+  std::unique_lock lock(load_mu_);
+  load_cv_.notify_all();  // wake the loader now rather than at its next tick
+  if (!loaded_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return loaded_ >= target || !load_error_.empty(); })) {
+    throw std::runtime_error("the audit journal is not being loaded (30 s)");
+  }
+  if (loaded_ < target) throw std::runtime_error("audit journal: " + load_error_);
+}
+
+std::uint64_t AuditTrail::load_some(storage::Connection& c, std::uint64_t file_no, std::uint64_t offset,
+                                    std::uint64_t limit, bool finished) {
+  const std::string path = journal_path(dir_, file_no);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return offset;
+  std::string buf;
+  constexpr std::uint64_t kChunk = 4 << 20;
+  std::uint64_t pos = offset;
+  while (pos < limit) {
+    buf.resize(static_cast<std::size_t>(std::min(kChunk, limit - pos)));
+    const ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(pos));
+    if (n <= 0) break;
+    buf.resize(static_cast<std::size_t>(n));
+    std::vector<storage::AuditRow> rows;
+    std::size_t at = 0;
+    bool bad = false;
+    while (at + 9 <= buf.size()) {
+      std::size_t len = 0;
+      bool ok = buf[at + 8] == ' ';
+      for (std::size_t i = 0; ok && i < 8; ++i) {
+        const char ch = buf[at + i];
+        const int v = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+        ok = v >= 0;
+        len = len * 16 + static_cast<std::size_t>(v < 0 ? 0 : v);
+      }
+      if (!ok || len > (1u << 20)) {
+        bad = true;
         break;
-      } catch (const std::exception& e) {
-        error = e.what();
+      }
+      if (at + 9 + len + 1 > buf.size()) break;  // the rest is in the next chunk (or not written yet)
+      auto row = buf[at + 9 + len] == '\n' ? decode_canonical(std::string_view(buf).substr(at + 9, len)) : std::nullopt;
+      if (!row) {
+        bad = true;
+        break;
+      }
+      rows.push_back(std::move(*row));
+      at += 9 + len + 1;
+      if (rows.size() == 1000) {
+        // Load in transactions of at most 1000 events, each with the position it reaches.
+        Slot slot = reserve();
+        c.begin();
+        std::vector<const storage::AuditRow*> ptrs;
+        for (const auto& r : rows) ptrs.push_back(&r);
+        store_.insert_batch(c, ptrs);
+        store_.insert_loaded_position(c, file_no, pos + at, now_ms());
+        c.commit();
+        rows.clear();
+      }
+    }
+    if (!rows.empty()) {
+      Slot slot = reserve();
+      c.begin();
+      std::vector<const storage::AuditRow*> ptrs;
+      for (const auto& r : rows) ptrs.push_back(&r);
+      store_.insert_batch(c, ptrs);
+      store_.insert_loaded_position(c, file_no, pos + at, now_ms());
+      c.commit();
+    }
+    pos += at;
+    if (bad) {
+      if (!finished) {
+        ::close(fd);
+        throw std::runtime_error("audit journal " + path + " holds bytes that are no entry at offset " +
+                                 std::to_string(pos));
+      }
+      server::log_error("audit: " + path + ": " + std::to_string(limit - pos) +
+                        " bytes at the end are no complete entry (torn by a power loss, or changed); skipped");
+      pos = limit;
+      break;
+    }
+    if (at == 0) break;  // an incomplete entry: wait for the rest
+  }
+  ::close(fd);
+  if (finished && pos < limit) {
+    server::log_error("audit: " + path + ": an incomplete entry at the end (" + std::to_string(limit - pos) +
+                      " bytes), skipped");
+    pos = limit;
+  }
+  return pos;
+}
+
+void AuditTrail::load_everything_before(std::uint64_t file_no) {
+  storage::Connection c(target_);
+  auto [at_file, at_offset] = store_.loaded_position(c);
+  for (std::uint64_t f : journal_files(dir_)) {
+    if (f >= file_no) break;
+    if (f < at_file) {
+      std::filesystem::remove(journal_path(dir_, f));  // loaded before; removal was cut short
+      continue;
+    }
+    const std::string path = journal_path(dir_, f);
+    const std::uint64_t from = f == at_file ? at_offset : 0;
+    const std::uint64_t end = load_some(c, f, from, file_size(path), true);
+    server::log_info("audit: loaded journal " + path + " (" + std::to_string(end - from) + " bytes left by an earlier run)");
+    c.begin();
+    store_.insert_loaded_position(c, f, end, now_ms());
+    store_.insert_loaded_position(c, file_no, 0, now_ms());
+    c.commit();
+    std::filesystem::remove(path);
+  }
+}
+
+void AuditTrail::load_loop() {
+  std::optional<storage::Connection> conn;
+  for (;;) {
+    const bool last = stopping_.load();
+    try {
+      if (!conn || !conn->healthy()) {
         conn.reset();
+        conn.emplace(target_);
       }
-    }
-    if (!error.empty()) server::log_error("audit: a batch of " + std::to_string(batch.size()) + " records failed: " + error);
-    {
-      std::lock_guard lock(mu_);
-      for (Pending* p : batch) {
-        if (!error.empty()) p->error = error;
-        p->done = true;
+      std::uint64_t from;
+      {
+        std::lock_guard lock(load_mu_);
+        from = loaded_;
       }
+      const std::uint64_t upto = written_.load(std::memory_order_acquire);
+      if (upto > from) {
+        const std::uint64_t reached = load_some(*conn, file_no_, from, upto, false);
+        std::lock_guard lock(load_mu_);
+        loaded_ = reached;
+        load_error_.clear();
+      }
+      loaded_cv_.notify_all();
+    } catch (const std::exception& e) {
+      server::log_error(std::string("audit: loading the journal failed (retried): ") + e.what());
+      conn.reset();
+      {
+        std::lock_guard lock(load_mu_);
+        load_error_ = e.what();
+      }
+      loaded_cv_.notify_all();
+      if (last) return;
     }
-    done_cv_.notify_all();
-    batch.clear();
+    if (last) return;
+    std::unique_lock lock(load_mu_);
+    load_cv_.wait_for(lock, std::chrono::milliseconds(20));
   }
 }
 
@@ -309,17 +522,11 @@ void AuditTrail::seal_now() {
 void AuditTrail::seal_loop() {
   std::optional<storage::Connection> conn;
   for (;;) {
-    {
-      std::unique_lock lock(seal_wait_mu_);
-      seal_cv_.wait_for(lock, std::chrono::milliseconds(250), [&] {
-        std::lock_guard q(mu_);
-        return stopping_;
-      });
-    }
     bool last = false;
     {
-      std::lock_guard q(mu_);
-      last = stopping_;
+      std::unique_lock lock(seal_wait_mu_);
+      seal_cv_.wait_for(lock, std::chrono::milliseconds(250), [&] { return seal_last_; });
+      last = seal_last_;
     }
     try {
       if (!conn || !conn->healthy()) {
@@ -327,7 +534,7 @@ void AuditTrail::seal_loop() {
         conn.emplace(target_);
       }
       seal_pass(*conn);
-      if (last) seal_pass(*conn);
+      if (last) seal_pass(*conn);  // the first learns the highest committed id, the second seals to it
     } catch (const std::exception& e) {
       server::log_error(std::string("audit: sealing failed (retried): ") + e.what());
       conn.reset();

@@ -180,6 +180,7 @@ RestResponse audit_event_read(Context& ctx, const RestRequest& req, const Route&
   std::uint64_t id = 0;
   auto [end, ec] = std::from_chars(r.id.data(), r.id.data() + r.id.size(), id);
   std::optional<storage::AuditRow> row;
+  if (ctx.svc.audit) ctx.svc.audit->flush();  // what was just appended is found too
   if (ec == std::errc() && end == r.id.data() + r.id.size()) {
     row = storage::AuditStore(ctx.svc.config.tenant).by_id(ctx.db(), id);
   }
@@ -194,6 +195,7 @@ RestResponse audit_event_read(Context& ctx, const RestRequest& req, const Route&
 
 RestResponse audit_event_search(Context& ctx, const RestRequest& req, const Route&) {
   Parsed p = parse(req);
+  if (ctx.svc.audit) ctx.svc.audit->flush();  // what was just appended is found too
   storage::AuditStore store(ctx.svc.config.tenant);
   BundleWriter b("searchset");
   if (p.count_only || p.total) b.total(store.count(ctx.db(), p.query));
@@ -217,7 +219,10 @@ RestResponse audit_event_search(Context& ctx, const RestRequest& req, const Rout
 
 RestResponse audit_verify(Context& ctx, const RestRequest& req, const Route&) {
   (void)req;
-  if (ctx.svc.audit) ctx.svc.audit->seal_now();
+  if (ctx.svc.audit) {
+    ctx.svc.audit->flush();
+    ctx.svc.audit->seal_now();
+  }
   const audit::VerifyResult v = audit::verify_chain(ctx.db(), ctx.svc.config.tenant);
   Json params = {{"resourceType", "Parameters"}};
   Json list = Json::array();

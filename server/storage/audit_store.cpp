@@ -183,6 +183,20 @@ std::uint64_t AuditStore::count(Connection& c, const AuditQuery& q) {
   return rs.empty() ? 0 : static_cast<std::uint64_t>(rs.integer(0, 0));
 }
 
+std::pair<std::uint64_t, std::uint64_t> AuditStore::loaded_position(Connection& c) {
+  auto rs = c.query(
+      "SELECT file_no, end_offset FROM audit_loaded WHERE tenant_id = ? ORDER BY file_no DESC, end_offset DESC LIMIT 1",
+      {std::int64_t{tenant_}});
+  if (rs.empty()) return {0, 0};
+  return {static_cast<std::uint64_t>(rs.integer(0, 0)), static_cast<std::uint64_t>(rs.integer(0, 1))};
+}
+
+void AuditStore::insert_loaded_position(Connection& c, std::uint64_t file_no, std::uint64_t end_offset,
+                                        std::int64_t at) {
+  c.query("INSERT IGNORE INTO audit_loaded (tenant_id, file_no, end_offset, loaded_at) VALUES (?, ?, ?, ?)",
+          {std::int64_t{tenant_}, file_no, end_offset, at});
+}
+
 std::optional<SealRow> AuditStore::last_seal(Connection& c) {
   auto rs = c.query("SELECT event_id, prev_id, hash, sealed_at FROM audit_seal ORDER BY event_id DESC LIMIT 1");
   if (rs.empty()) return std::nullopt;

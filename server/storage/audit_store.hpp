@@ -61,6 +61,10 @@ class AuditStore {
   std::vector<AuditRow> search(Connection& c, const AuditQuery& q);
   std::uint64_t count(Connection& c, const AuditQuery& q);
 
+  // The journal position the loader reached: (file number, offset after the last loaded entry).
+  std::pair<std::uint64_t, std::uint64_t> loaded_position(Connection& c);
+  void insert_loaded_position(Connection& c, std::uint64_t file_no, std::uint64_t end_offset, std::int64_t at);
+
   std::optional<SealRow> last_seal(Connection& c);
   void insert_seals(Connection& c, const std::vector<SealRow>& seals);
   std::vector<SealRow> seals(Connection& c, std::uint64_t after, std::size_t limit);

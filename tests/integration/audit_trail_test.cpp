@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <set>
 #include <thread>
 #include <vector>
@@ -52,6 +53,12 @@ struct Database {
   }
 };
 
+std::string journal_dir(const std::string& name) {
+  const std::string d = "/tmp/" + name + "-journal";
+  std::filesystem::remove_all(d);
+  return d;
+}
+
 storage::AuditRow row(const std::string& request_id) {
   storage::AuditRow r;
   r.request_id = request_id;
@@ -73,7 +80,8 @@ storage::AuditRow row(const std::string& request_id) {
 BOOST_AUTO_TEST_CASE(concurrent_appends_and_transactions_are_all_sealed_once_in_order) {
   Database db;
   const DbTarget target = admin(db.name);
-  audit::AuditTrail trail(target, 1);
+  const std::string journal = journal_dir(db.name);
+  audit::AuditTrail trail(target, 1, true, journal);
   trail.start();
   std::atomic<int> committed{0}, rolled_back{0};
   std::vector<std::thread> threads;
@@ -108,6 +116,7 @@ BOOST_AUTO_TEST_CASE(concurrent_appends_and_transactions_are_all_sealed_once_in_
     });
   }
   for (auto& th : threads) th.join();
+  trail.flush();
   trail.seal_now();
   Connection c(target);
   const auto events = c.execute_text("SELECT COUNT(*), MAX(id) FROM audit_event");
@@ -126,9 +135,10 @@ BOOST_AUTO_TEST_CASE(concurrent_appends_and_transactions_are_all_sealed_once_in_
   trail.stop();
 
   // A new trail (a restart) continues the same chain.
-  audit::AuditTrail again(target, 1);
+  audit::AuditTrail again(target, 1, true, journal);
   again.start();
   again.append(row("after-restart"));
+  again.flush();
   again.seal_now();
   v = audit::verify_chain(c, 1);
   BOOST_TEST(v.ok, v.problem);
@@ -159,13 +169,14 @@ BOOST_AUTO_TEST_CASE(concurrent_appends_and_transactions_are_all_sealed_once_in_
 BOOST_AUTO_TEST_CASE(retention_purge_keeps_an_anchor_and_the_rest_verifies) {
   Database db;
   const DbTarget target = admin(db.name);
-  audit::AuditTrail trail(target, 1);
+  audit::AuditTrail trail(target, 1, true, journal_dir(db.name + "-p"));
   trail.start();
   for (int i = 0; i < 50; ++i) {
     auto r = row("p" + std::to_string(i));
     r.recorded = i < 20 ? 1000 + i : 0;  // 20 old records, the rest now
     trail.append(r);
   }
+  trail.flush();
   trail.seal_now();
   Connection c(target);
   storage::AuditStore store(1);

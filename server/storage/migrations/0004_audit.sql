@@ -44,3 +44,14 @@ CREATE TABLE audit_seal (
   sealed_at  BIGINT NOT NULL,
   PRIMARY KEY (event_id)
 ) ENGINE=InnoDB;
+
+-- Records of requests other than writes reach audit_event through an append-only journal
+-- file on the server's disk (server/audit/trail.hpp); each load inserts its events and the
+-- journal position it reached in one transaction, so a restart resumes exactly there.
+CREATE TABLE audit_loaded (
+  tenant_id   SMALLINT UNSIGNED NOT NULL,
+  file_no     BIGINT UNSIGNED NOT NULL,
+  end_offset  BIGINT UNSIGNED NOT NULL,
+  loaded_at   BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, file_no, end_offset)
+) ENGINE=InnoDB;

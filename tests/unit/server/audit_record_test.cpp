@@ -150,3 +150,22 @@ BOOST_AUTO_TEST_CASE(audit_event_shape) {
   for (const auto& e : ev["entity"]) patient |= e.contains("what") && e["what"].value("reference", "") == "Patient/1";
   BOOST_TEST(patient);
 }
+
+BOOST_AUTO_TEST_CASE(canonical_bytes_decode_back_and_nothing_else_does) {
+  AuditRow r = sample();
+  r.detail = "改ざん: 1:2:3 \n\x01";
+  r.denied = true;
+  const auto back = decode_canonical(canonical(r));
+  BOOST_TEST_REQUIRE(back.has_value());
+  BOOST_TEST(canonical(*back) == canonical(r));
+  const std::string c = canonical(r);
+  BOOST_TEST(!decode_canonical(c + "x"));
+  BOOST_TEST(!decode_canonical(c.substr(0, c.size() - 1)));
+  BOOST_TEST(!decode_canonical(""));
+  std::mt19937 rng(7);
+  for (int i = 0; i < 20000; ++i) {
+    std::string s = c;
+    s[rng() % s.size()] = static_cast<char>(rng() % 256);
+    if (auto d = decode_canonical(s)) BOOST_TEST_REQUIRE(canonical(*d) == s);  // decodes only what it encodes
+  }
+}
