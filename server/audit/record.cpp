@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstring>
 
 #include "resources/fhir_time.hpp"
@@ -167,8 +168,14 @@ std::optional<AuditRow> decode_canonical(std::string_view in) {
   return r;
 }
 
-std::string chain_hash(const std::string& prev_hash_hex, const AuditRow& row) {
-  return storage::sha256_hex(prev_hash_hex + canonical(row));
+std::string digest_entry(const AuditRow& row) {
+  char id[17];
+  std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(row.id));
+  return std::string(id, 16) + storage::sha256_hex(canonical(row));
+}
+
+std::string block_hash(const std::string& prev_hash_hex, const std::string& digests) {
+  return storage::sha256_hex(prev_hash_hex + digests);
 }
 
 void Touched::entity(std::string_view type, std::string_view id, bool touched) {

@@ -19,8 +19,13 @@ using storage::AuditRow;
 std::string canonical(const AuditRow& row);
 // The inverse of canonical(): nullopt for anything that is not exactly one encoded record.
 std::optional<AuditRow> decode_canonical(std::string_view bytes);
-// hex SHA-256(prev_hash_hex || canonical(row)); the first event's prev is 64 zeros.
-std::string chain_hash(const std::string& prev_hash_hex, const AuditRow& row);
+// One event's entry in its block's digest list: 16 hex digits of its id, then the hex
+// SHA-256 of its canonical bytes (80 characters).
+std::string digest_entry(const AuditRow& row);
+constexpr std::size_t kDigestEntry = 80;
+// A block's hash: hex SHA-256(previous block's hash || its digest list); the first block's
+// previous hash is 64 zeros.
+std::string block_hash(const std::string& prev_hash_hex, const std::string& digests);
 extern const std::string kGenesis;
 
 // The record as an R4 AuditEvent (IHE BALP: type rest, subtype the interaction).

@@ -56,7 +56,7 @@ class EventCursor {
 VerifyResult verify_chain(storage::Connection& c, unsigned tenant) {
   storage::AuditStore store(tenant);
   VerifyResult v;
-  std::uint64_t prev_id = 0;
+  std::uint64_t prev_last = 0;
   std::string prev_hash = kGenesis;
   bool first = true;
   EventCursor events(c, store, 0);
@@ -64,61 +64,67 @@ VerifyResult verify_chain(storage::Connection& c, unsigned tenant) {
     v.ok = false;
     v.first_broken = id;
     v.problem = std::move(why);
+    return v;
   };
   std::uint64_t after = 0;
   for (;;) {
-    auto seals = store.seals(c, after, 5000);
+    auto seals = store.seals(c, after, 200);
     if (seals.empty()) break;
-    after = seals.back().event_id;
+    after = seals.back().last_id;
     for (const auto& s : seals) {
       if (first) {
         first = false;
-        // Events up to a purge are gone but for the last one's seal, which anchors
-        // the chain that follows; without a purge the first seal's event is there.
+        // Events up to a purge are gone but for the last purged block's seal, which
+        // anchors the chain that follows; without a purge the first block's events are there.
         const storage::AuditRow* e = events.peek();
-        if (!e || e->id > s.event_id) {
-          v.anchor_id = s.event_id;
-          prev_id = s.event_id;
+        if (!e || e->id > s.last_id) {
+          v.anchor_id = s.last_id;
+          prev_last = s.last_id;
           prev_hash = s.hash;
           continue;
         }
       }
-      // Events between the previous seal and this one are outside the chain.
-      while (const storage::AuditRow* e = events.peek()) {
-        if (e->id >= s.event_id) break;
-        if (e->id > prev_id) {
-          broken(e->id, "event " + std::to_string(e->id) +
-                            " is not in the chain (inserted outside the server, or its seal was removed)");
-          return v;
+      if (s.prev_id != prev_last) {
+        const storage::AuditRow* e = events.peek();
+        const std::uint64_t at = e && e->id < s.first_id ? e->id : s.first_id;
+        return broken(at, "the seal before event " + std::to_string(at) + " is missing or was changed (the block of " +
+                              std::to_string(s.first_id) + "…" + std::to_string(s.last_id) + " names " +
+                              std::to_string(s.prev_id) + " as its predecessor, not " + std::to_string(prev_last) + ")");
+      }
+      if (block_hash(prev_hash, s.digests) != s.hash || s.digests.size() != s.events * kDigestEntry || s.events == 0) {
+        return broken(s.first_id, "the seal of events " + std::to_string(s.first_id) + "…" + std::to_string(s.last_id) +
+                                      " was changed (its hash does not hold)");
+      }
+      for (std::size_t k = 0; k < s.events; ++k) {
+        const std::string_view entry = std::string_view(s.digests).substr(k * kDigestEntry, kDigestEntry);
+        std::uint64_t id = 0;
+        for (char ch : entry.substr(0, 16)) id = id * 16 + static_cast<std::uint64_t>(ch <= '9' ? ch - '0' : ch - 'a' + 10);
+        // Events between the previous one sealed and this one are outside the chain.
+        while (const storage::AuditRow* e = events.peek()) {
+          if (e->id >= id) break;
+          if (e->id > prev_last) {
+            return broken(e->id, "event " + std::to_string(e->id) +
+                                     " is not in the chain (inserted outside the server, or its seal was removed)");
+          }
+          events.next();
+        }
+        const storage::AuditRow* e = events.peek();
+        if (!e || e->id != id) return broken(id, "event " + std::to_string(id) + " was deleted");
+        if (digest_entry(*e) != entry) {
+          return broken(id, "event " + std::to_string(id) + " was altered (its digest does not match its seal)");
         }
         events.next();
+        ++v.checked;
+        prev_last = id;
       }
-      if (s.prev_id != prev_id) {
-        broken(s.event_id, "the chain link before event " + std::to_string(s.event_id) + " names event " +
-                               std::to_string(s.prev_id) + ", not " + std::to_string(prev_id) +
-                               " (a seal was removed or changed)");
-        return v;
-      }
-      const storage::AuditRow* e = events.peek();
-      if (!e || e->id != s.event_id) {
-        broken(s.event_id, "event " + std::to_string(s.event_id) + " was deleted");
-        return v;
-      }
-      const std::string h = chain_hash(prev_hash, *e);
-      if (h != s.hash) {
-        broken(s.event_id, "event " + std::to_string(s.event_id) + " was altered (its hash does not match its seal)");
-        return v;
-      }
-      events.next();
-      ++v.checked;
-      prev_id = s.event_id;
-      prev_hash = h;
+      prev_last = s.last_id;
+      prev_hash = s.hash;
     }
   }
-  v.head_id = prev_id;
+  v.head_id = prev_last;
   v.head_hash = prev_hash;
   while (const storage::AuditRow* e = events.peek()) {
-    if (e->id > prev_id) ++v.unsealed;
+    if (e->id > prev_last) ++v.unsealed;
     events.next();
   }
   return v;
@@ -196,11 +202,17 @@ void AuditTrail::open_journal() {
     ::close(d);
   }
   written_ = 0;
+  reserved_ = 0;
   synced_ = 0;
 }
 
 void AuditTrail::start() {
   if (!enabled_ || started_) return;
+  {
+    storage::Connection c(target_);
+    const auto mode = c.execute_text("SELECT @@innodb_autoinc_lock_mode");
+    consecutive_ids_ = !mode.empty() && mode.integer(0, 0) <= 1;
+  }
   open_journal();
   // What an earlier run appended but did not load (a crash) goes in before anything new.
   load_everything_before(file_no_);
@@ -274,22 +286,35 @@ void AuditTrail::append(const storage::AuditRow& row) {
   std::string entry;
   entry.reserve(payload.size() + 10);
   entry.append(head, 9).append(payload).push_back('\n');
-  std::uint64_t end = 0;
+  // The offset is reserved under the lock, the pwrite runs outside it (many at once); the
+  // loader may read up to written_, the end of what is written without a gap.
+  std::uint64_t at = 0;
   {
     std::lock_guard lock(write_mu_);
     if (!started_ || stopping_ || fd_ < 0) throw std::runtime_error("the audit trail is not running");
-    const std::uint64_t at = written_.load(std::memory_order_relaxed);
-    std::size_t done = 0;
-    while (done < entry.size()) {
-      const ssize_t n = ::pwrite(fd_, entry.data() + done, entry.size() - done, static_cast<off_t>(at + done));
-      if (n < 0 && errno == EINTR) continue;
-      // A short file is harmless: the entry is written again at the same offset next time.
-      if (n <= 0) throw std::runtime_error(std::string("audit journal write failed: ") + std::strerror(errno));
-      done += static_cast<std::size_t>(n);
-    }
-    end = at + entry.size();
-    written_.store(end, std::memory_order_release);
+    at = reserved_;
+    reserved_ += entry.size();
+    in_flight_.push_back(at);
   }
+  std::size_t done = 0;
+  int failure = 0;
+  while (done < entry.size()) {
+    const ssize_t n = ::pwrite(fd_, entry.data() + done, entry.size() - done, static_cast<off_t>(at + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      failure = n < 0 ? errno : EIO;
+      break;  // the loader skips the zeros this leaves
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  {
+    std::lock_guard lock(write_mu_);
+    in_flight_.erase(std::find(in_flight_.begin(), in_flight_.end(), at));
+    written_.store(in_flight_.empty() ? reserved_ : *std::min_element(in_flight_.begin(), in_flight_.end()),
+                   std::memory_order_release);
+  }
+  if (failure) throw std::runtime_error(std::string("audit journal write failed: ") + std::strerror(failure));
+  const std::uint64_t end = at + entry.size();
   if (!sync_) return;
   // Group commit: one fdatasync covers every entry written before it started.
   std::uint64_t seen = synced_.load(std::memory_order_acquire);
@@ -329,6 +354,30 @@ void AuditTrail::flush() {
   if (loaded_ < target) throw std::runtime_error("audit journal: " + load_error_);
 }
 
+void AuditTrail::load_rows(storage::Connection& c, std::vector<storage::AuditRow>& rows, std::uint64_t file_no,
+                           std::uint64_t end_offset) {
+  Slot slot = reserve();
+  std::vector<const storage::AuditRow*> ptrs;
+  ptrs.reserve(rows.size());
+  for (const auto& r : rows) ptrs.push_back(&r);
+  c.begin();
+  std::uint64_t first = 0;
+  try {
+    first = store_.insert_batch(c, ptrs);
+    store_.insert_loaded_position(c, file_no, end_offset, now_ms());
+    c.commit();
+  } catch (...) {
+    c.rollback();
+    throw;
+  }
+  if (!consecutive_ids_ || first == 0) return;
+  std::lock_guard lock(handed_mu_);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    rows[i].id = first + i;
+    handed_.emplace(rows[i].id, digest_entry(rows[i]));
+  }
+}
+
 std::uint64_t AuditTrail::load_some(storage::Connection& c, std::uint64_t file_no, std::uint64_t offset,
                                     std::uint64_t limit, bool finished) {
   const std::string path = journal_path(dir_, file_no);
@@ -346,6 +395,11 @@ std::uint64_t AuditTrail::load_some(storage::Connection& c, std::uint64_t file_n
     std::size_t at = 0;
     bool bad = false;
     while (at + 9 <= buf.size()) {
+      if (buf[at] == '\0') {
+        // A hole: an append that failed (or was cut off by a crash) after taking its place.
+        while (at < buf.size() && buf[at] == '\0') ++at;
+        continue;
+      }
       std::size_t len = 0;
       bool ok = buf[at + 8] == ' ';
       for (std::size_t i = 0; ok && i < 8; ++i) {
@@ -368,25 +422,11 @@ std::uint64_t AuditTrail::load_some(storage::Connection& c, std::uint64_t file_n
       at += 9 + len + 1;
       if (rows.size() == 1000) {
         // Load in transactions of at most 1000 events, each with the position it reaches.
-        Slot slot = reserve();
-        c.begin();
-        std::vector<const storage::AuditRow*> ptrs;
-        for (const auto& r : rows) ptrs.push_back(&r);
-        store_.insert_batch(c, ptrs);
-        store_.insert_loaded_position(c, file_no, pos + at, now_ms());
-        c.commit();
+        load_rows(c, rows, file_no, pos + at);
         rows.clear();
       }
     }
-    if (!rows.empty()) {
-      Slot slot = reserve();
-      c.begin();
-      std::vector<const storage::AuditRow*> ptrs;
-      for (const auto& r : rows) ptrs.push_back(&r);
-      store_.insert_batch(c, ptrs);
-      store_.insert_loaded_position(c, file_no, pos + at, now_ms());
-      c.commit();
-    }
+    if (!rows.empty()) load_rows(c, rows, file_no, pos + at);
     pos += at;
     if (bad) {
       if (!finished) {
@@ -480,7 +520,7 @@ void AuditTrail::seal_pass(storage::Connection& c) {
   std::lock_guard pass(pass_mu_);
   if (!head_loaded_) {
     auto last = store_.last_seal(c);
-    head_id_ = last ? last->event_id : 0;
+    head_id_ = last ? last->last_id : 0;
     head_hash_ = last ? last->hash : kGenesis;
     sealed_upto_ = head_id_;
     head_loaded_ = true;
@@ -488,25 +528,50 @@ void AuditTrail::seal_pass(storage::Connection& c) {
   const std::uint64_t floor = seal_floor();
   const std::uint64_t seen = store_.max_id(c);
   while (sealed_upto_ < floor) {
-    auto rows = store_.range(c, sealed_upto_, floor, kSealBatch);
-    if (rows.empty()) {
+    const auto ids = store_.ids(c, sealed_upto_, floor, kSealBatch);
+    if (ids.empty()) {
       sealed_upto_ = floor;  // the ids between were used by transactions that rolled back
       break;
     }
-    std::vector<storage::SealRow> seals;
-    seals.reserve(rows.size());
-    std::uint64_t prev = head_id_;
-    std::string hash = head_hash_;
-    const std::int64_t at = now_ms();
-    for (const auto& r : rows) {
-      hash = chain_hash(hash, r);
-      seals.push_back({r.id, prev, hash, at});
-      prev = r.id;
+    // One block: every event's id and digest, chained to the previous block. The loader's
+    // events come digested; the others (writes' records) are read.
+    std::vector<std::string> entries(ids.size());
+    std::vector<std::uint64_t> missing;
+    {
+      std::lock_guard lock(handed_mu_);
+      for (std::size_t i = 0; i < ids.size(); ++i) {
+        auto it = handed_.find(ids[i]);
+        if (it == handed_.end()) {
+          missing.push_back(ids[i]);
+        } else {
+          entries[i] = std::move(it->second);
+        }
+      }
+      handed_.erase(handed_.begin(), handed_.upper_bound(ids.back()));
     }
-    store_.insert_seals(c, seals);  // autocommit
-    head_id_ = prev;
-    head_hash_ = hash;
-    sealed_upto_ = rows.size() < kSealBatch ? floor : prev;
+    if (!missing.empty()) {
+      std::map<std::uint64_t, std::string> read;
+      for (const auto& r : store_.by_ids(c, missing)) read.emplace(r.id, digest_entry(r));
+      for (std::size_t i = 0; i < ids.size(); ++i) {
+        if (!entries[i].empty()) continue;
+        auto it = read.find(ids[i]);
+        if (it == read.end()) throw std::runtime_error("audit event " + std::to_string(ids[i]) + " vanished while sealing");
+        entries[i] = std::move(it->second);
+      }
+    }
+    storage::SealRow seal;
+    seal.digests.reserve(ids.size() * kDigestEntry);
+    for (const auto& e : entries) seal.digests += e;
+    seal.first_id = ids.front();
+    seal.last_id = ids.back();
+    seal.prev_id = head_id_;
+    seal.events = ids.size();
+    seal.hash = block_hash(head_hash_, seal.digests);
+    seal.sealed_at = now_ms();
+    store_.insert_seal(c, seal);  // autocommit
+    head_id_ = seal.last_id;
+    head_hash_ = seal.hash;
+    sealed_upto_ = ids.size() < kSealBatch ? floor : seal.last_id;
   }
   std::lock_guard lock(seal_mu_);
   observed_max_ = std::max(observed_max_, seen);

@@ -100,6 +100,8 @@ class AuditTrail {
   void load_loop();
   // Loads complete entries of file_no from offset (up to limit bytes of the file); returns
   // the new offset. Torn or foreign bytes at the end of a finished file are skipped (logged).
+  void load_rows(storage::Connection& c, std::vector<storage::AuditRow>& rows, std::uint64_t file_no,
+                 std::uint64_t end_offset);
   std::uint64_t load_some(storage::Connection& c, std::uint64_t file_no, std::uint64_t offset, std::uint64_t limit,
                           bool finished);
   void load_everything_before(std::uint64_t file_no);
@@ -117,7 +119,9 @@ class AuditTrail {
   std::mutex write_mu_;
   int fd_ = -1;
   std::uint64_t file_no_ = 0;
-  std::atomic<std::uint64_t> written_{0};  // bytes of the current file written completely
+  std::uint64_t reserved_ = 0;               // under write_mu_: bytes of the current file given out
+  std::vector<std::uint64_t> in_flight_;     // under write_mu_: offsets being written now
+  std::atomic<std::uint64_t> written_{0};  // bytes of the current file written without a gap
   std::atomic<std::uint64_t> synced_{0};   // bytes of the current file known to be on disk
   std::atomic<bool> sync_wanted_{false};
   std::mutex sync_mu_;
@@ -141,6 +145,11 @@ class AuditTrail {
   std::map<std::uint64_t, std::uint64_t> slots_;  // token → the highest id that may be sealed while it is held
   std::uint64_t next_token_ = 1;
   std::uint64_t observed_max_ = 0;
+  // Digest entries of the events the loader inserted, by id, so that the sealer need not read
+  // them back (only when AUTO_INCREMENT gives a multi-row INSERT consecutive ids).
+  std::mutex handed_mu_;
+  std::map<std::uint64_t, std::string> handed_;
+  bool consecutive_ids_ = false;
   std::mutex pass_mu_;  // one seal pass at a time
   std::string head_hash_;
   std::uint64_t head_id_ = 0;

@@ -120,8 +120,8 @@ std::uint64_t AuditStore::insert(Connection& c, const AuditRow& r) {
   return rs.insert_id;
 }
 
-void AuditStore::insert_batch(Connection& c, const std::vector<const AuditRow*>& rows) {
-  if (rows.empty()) return;
+std::uint64_t AuditStore::insert_batch(Connection& c, const std::vector<const AuditRow*>& rows) {
+  if (rows.empty()) return 0;
   std::string sql =
       "INSERT INTO audit_event (tenant_id, recorded, request_id, interaction, action, method, path, status, outcome, "
       "denied, account_id, role, institution_id, fhir_user, client_id, terminal_id, peer, patient_context, patients, "
@@ -143,7 +143,26 @@ void AuditStore::insert_batch(Connection& c, const std::vector<const AuditRow*>&
            c.quote(r->entities) + ',' + nullable(r->detail);
     sql += ')';
   }
-  c.execute_text(sql);
+  return c.execute_text(sql).insert_id;
+}
+
+std::vector<std::uint64_t> AuditStore::ids(Connection& c, std::uint64_t after, std::uint64_t upto, std::size_t limit) {
+  auto rs = c.query("SELECT id FROM audit_event WHERE id > ? AND id <= ? ORDER BY id LIMIT " + std::to_string(limit),
+                    {after, upto});
+  std::vector<std::uint64_t> out;
+  out.reserve(rs.size());
+  for (std::size_t i = 0; i < rs.size(); ++i) out.push_back(static_cast<std::uint64_t>(rs.integer(i, 0)));
+  return out;
+}
+
+std::vector<AuditRow> AuditStore::by_ids(Connection& c, const std::vector<std::uint64_t>& ids) {
+  if (ids.empty()) return {};
+  std::string in;
+  for (std::uint64_t id : ids) {
+    if (!in.empty()) in += ',';
+    in += std::to_string(id);
+  }
+  return rows_of(c.execute_text(std::string("SELECT ") + kCols + " FROM audit_event WHERE id IN (" + in + ") ORDER BY id"));
 }
 
 std::uint64_t AuditStore::max_id(Connection& c) {
@@ -197,55 +216,56 @@ void AuditStore::insert_loaded_position(Connection& c, std::uint64_t file_no, st
           {std::int64_t{tenant_}, file_no, end_offset, at});
 }
 
-std::optional<SealRow> AuditStore::last_seal(Connection& c) {
-  auto rs = c.query("SELECT event_id, prev_id, hash, sealed_at FROM audit_seal ORDER BY event_id DESC LIMIT 1");
-  if (rs.empty()) return std::nullopt;
-  SealRow s;
-  s.event_id = static_cast<std::uint64_t>(rs.integer(0, 0));
-  s.prev_id = static_cast<std::uint64_t>(rs.integer(0, 1));
-  s.hash = rs.take(0, 2);
-  s.sealed_at = rs.integer(0, 3);
-  return s;
-}
-
-void AuditStore::insert_seals(Connection& c, const std::vector<SealRow>& seals) {
-  if (seals.empty()) return;
-  std::string sql = "INSERT INTO audit_seal (event_id, tenant_id, prev_id, hash, sealed_at) VALUES ";
-  const std::string tenant = std::to_string(tenant_);
-  for (std::size_t i = 0; i < seals.size(); ++i) {
-    const SealRow& s = seals[i];
-    if (i) sql += ',';
-    sql += '(' + std::to_string(s.event_id) + ',' + tenant + ',' + std::to_string(s.prev_id) + ',' + c.quote(s.hash) +
-           ',' + std::to_string(s.sealed_at) + ')';
-  }
-  c.execute_text(sql);
-}
-
-std::vector<SealRow> AuditStore::seals(Connection& c, std::uint64_t after, std::size_t limit) {
-  auto rs = c.query("SELECT event_id, prev_id, hash, sealed_at FROM audit_seal WHERE event_id > ? ORDER BY event_id LIMIT " +
-                        std::to_string(limit),
-                    {after});
+namespace {
+constexpr const char* kSealCols = "last_id, first_id, prev_id, events, digests, hash, sealed_at";
+std::vector<SealRow> seal_rows(ResultSet rs) {
   std::vector<SealRow> out;
   out.reserve(rs.size());
   for (std::size_t i = 0; i < rs.size(); ++i) {
     SealRow s;
-    s.event_id = static_cast<std::uint64_t>(rs.integer(i, 0));
-    s.prev_id = static_cast<std::uint64_t>(rs.integer(i, 1));
-    s.hash = rs.take(i, 2);
-    s.sealed_at = rs.integer(i, 3);
+    s.last_id = static_cast<std::uint64_t>(rs.integer(i, 0));
+    s.first_id = static_cast<std::uint64_t>(rs.integer(i, 1));
+    s.prev_id = static_cast<std::uint64_t>(rs.integer(i, 2));
+    s.events = static_cast<std::uint64_t>(rs.integer(i, 3));
+    s.digests = rs.take(i, 4);
+    s.hash = rs.take(i, 5);
+    s.sealed_at = rs.integer(i, 6);
     out.push_back(std::move(s));
   }
   return out;
 }
+}  // namespace
+
+std::optional<SealRow> AuditStore::last_seal(Connection& c) {
+  auto rows = seal_rows(c.query(std::string("SELECT ") + kSealCols + " FROM audit_seal ORDER BY last_id DESC LIMIT 1"));
+  if (rows.empty()) return std::nullopt;
+  return std::move(rows.front());
+}
+
+void AuditStore::insert_seal(Connection& c, const SealRow& s) {
+  c.query("INSERT INTO audit_seal (last_id, tenant_id, first_id, prev_id, events, digests, hash, sealed_at) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+          {s.last_id, std::int64_t{tenant_}, s.first_id, s.prev_id, s.events, std::string_view(s.digests),
+           std::string_view(s.hash), s.sealed_at});
+}
+
+std::vector<SealRow> AuditStore::seals(Connection& c, std::uint64_t after, std::size_t limit) {
+  return seal_rows(c.query(std::string("SELECT ") + kSealCols + " FROM audit_seal WHERE last_id > ? ORDER BY last_id LIMIT " +
+                               std::to_string(limit),
+                           {after}));
+}
 
 std::uint64_t AuditStore::purge(Connection& c, std::int64_t before) {
-  // The seal of the last purged event stays: it anchors the chain that follows.
-  auto last = c.query("SELECT COALESCE(MAX(id), 0) FROM audit_event WHERE tenant_id = ? AND recorded < ?",
-                      {std::int64_t{tenant_}, before});
-  const auto upto = static_cast<std::uint64_t>(last.integer(0, 0));
+  // The last block whose every event is older than the cut-off.
+  auto young = c.query("SELECT MIN(id) FROM audit_event WHERE tenant_id = ? AND recorded >= ?",
+                       {std::int64_t{tenant_}, before});
+  const std::uint64_t first_young = young.is_null(0, 0) ? UINT64_MAX : static_cast<std::uint64_t>(young.integer(0, 0));
+  auto block = c.query("SELECT COALESCE(MAX(last_id), 0) FROM audit_seal WHERE tenant_id = ? AND last_id < ?",
+                       {std::int64_t{tenant_}, first_young});
+  const auto upto = static_cast<std::uint64_t>(block.integer(0, 0));
   if (upto == 0) return 0;
   auto removed = c.query("DELETE FROM audit_event WHERE tenant_id = ? AND id <= ?", {std::int64_t{tenant_}, upto});
-  c.query("DELETE FROM audit_seal WHERE tenant_id = ? AND event_id < ?", {std::int64_t{tenant_}, upto});
+  c.query("DELETE FROM audit_seal WHERE tenant_id = ? AND last_id < ?", {std::int64_t{tenant_}, upto});
   return removed.affected_rows;
 }
 

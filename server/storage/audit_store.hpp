@@ -25,8 +25,9 @@ struct AuditRow {
 };
 
 struct SealRow {
-  std::uint64_t event_id = 0, prev_id = 0;
-  std::string hash;  // hex
+  std::uint64_t last_id = 0, first_id = 0, prev_id = 0, events = 0;
+  std::string digests;  // per event: 16 hex digits of the id, 64 of SHA-256(canonical bytes)
+  std::string hash;     // hex
   std::int64_t sealed_at = 0;
 };
 
@@ -52,8 +53,12 @@ class AuditStore {
   unsigned tenant() const { return tenant_; }
 
   std::uint64_t insert(Connection& c, const AuditRow& r);
-  // One multi-row INSERT for a batch (the reads' group commit).
-  void insert_batch(Connection& c, const std::vector<const AuditRow*>& rows);
+  // One multi-row INSERT for a batch; returns the first id (consecutive ids follow when
+  // innodb_autoinc_lock_mode is 0 or 1).
+  std::uint64_t insert_batch(Connection& c, const std::vector<const AuditRow*>& rows);
+  // Ids with after < id <= upto, in order (the primary key only).
+  std::vector<std::uint64_t> ids(Connection& c, std::uint64_t after, std::uint64_t upto, std::size_t limit);
+  std::vector<AuditRow> by_ids(Connection& c, const std::vector<std::uint64_t>& ids);
   std::uint64_t max_id(Connection& c);
   // Events with after < id <= upto, in id order.
   std::vector<AuditRow> range(Connection& c, std::uint64_t after, std::uint64_t upto, std::size_t limit);
@@ -66,11 +71,13 @@ class AuditStore {
   void insert_loaded_position(Connection& c, std::uint64_t file_no, std::uint64_t end_offset, std::int64_t at);
 
   std::optional<SealRow> last_seal(Connection& c);
-  void insert_seals(Connection& c, const std::vector<SealRow>& seals);
+  void insert_seal(Connection& c, const SealRow& seal);
+  // Seals with last_id > after, in order.
   std::vector<SealRow> seals(Connection& c, std::uint64_t after, std::size_t limit);
 
-  // Retention: removes events and seals recorded before `before` (ms), as the
-  // maintenance user; returns the number of events removed.
+  // Retention: removes the events of the blocks whose events were all recorded before
+  // `before` (ms), and those blocks' seals but the last, which anchors the chain that follows;
+  // as the maintenance user. Returns the number of events removed.
   std::uint64_t purge(Connection& c, std::int64_t before);
 
  private:

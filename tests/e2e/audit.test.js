@@ -182,8 +182,8 @@ describe('R-31: tamper evidence', () => {
     const ok = await verify();
     assert.equal(ok.result, true, JSON.stringify(ok));
     assert.ok(ok.checked > 10);
-    const ids = sql('SELECT id FROM audit_event e JOIN audit_seal s ON s.event_id = e.id ORDER BY id DESC LIMIT 30').split('\n').map(Number);
-    const [changed, deleted, unsealed] = [ids[20], ids[10], ids[5]];
+    const ids = sql('SELECT id FROM audit_event WHERE id <= (SELECT MAX(last_id) FROM audit_seal) ORDER BY id DESC LIMIT 30').split('\n').map(Number);
+    const [changed, deleted] = [ids[20], ids[10]];
 
     sql(`UPDATE audit_event SET recorded = recorded + 1 WHERE id = ${changed}`);
     const v1 = await verify();
@@ -206,15 +206,32 @@ describe('R-31: tamper evidence', () => {
     }
     assert.equal((await verify()).result, true);
 
-    sql(`CREATE TABLE audit_backup_s AS SELECT * FROM audit_seal WHERE event_id = ${unsealed}`);
+    // A whole seal block removed: the chain names the block's first event.
+    const [first, last] = sql(`SELECT first_id, last_id FROM audit_seal WHERE last_id >= ${deleted} ORDER BY last_id LIMIT 1`).split('\t').map(Number);
+    const hasNext = sql(`SELECT COUNT(*) FROM audit_seal WHERE last_id > ${last}`) !== '0';
+    if (!hasNext) await request('GET', '/metadata');  // a later block, so that the removed one is inside the chain
+    await verify();
+    sql(`CREATE TABLE audit_backup_s AS SELECT * FROM audit_seal WHERE last_id = ${last}`);
     try {
-      sql(`DELETE FROM audit_seal WHERE event_id = ${unsealed}`);
+      sql(`DELETE FROM audit_seal WHERE last_id = ${last}`);
       const v3 = await verify();
       assert.equal(v3.result, false);
-      assert.equal(v3.firstBrokenId, String(unsealed));
+      assert.equal(v3.firstBrokenId, String(first));
       sql(`INSERT INTO audit_seal SELECT * FROM audit_backup_s`);
     } finally {
       sql('DROP TABLE audit_backup_s');
+    }
+    // A seal's digest list changed (to match a forged event): the block's hash no longer holds.
+    sql(`CREATE TABLE audit_backup_d AS SELECT last_id, digests FROM audit_seal WHERE last_id = ${last}`);
+    try {
+      sql(`UPDATE audit_seal SET digests = CONCAT(LEFT(digests, 16), REPEAT('0', 64), SUBSTRING(digests, 81)) WHERE last_id = ${last}`);
+      const v4 = await verify();
+      assert.equal(v4.result, false);
+      assert.equal(v4.firstBrokenId, String(first));
+      assert.match(v4.problem, /seal/);
+      sql(`UPDATE audit_seal s JOIN audit_backup_d d ON d.last_id = s.last_id SET s.digests = d.digests`);
+    } finally {
+      sql('DROP TABLE audit_backup_d');
     }
     const back = await verify();
     assert.equal(back.result, true, JSON.stringify(back));

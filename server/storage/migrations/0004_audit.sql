@@ -5,8 +5,9 @@
 -- an external database); retention purges run as a separate maintenance user.
 --
 -- audit_event holds what was done; audit_seal the SHA-256 hash chain over it, added by the
--- server's sealer once every lower id has committed or was rolled back:
---   hash(n) = SHA-256(hash(previous sealed event) || canonical bytes of event n)
+-- server's sealer once every lower id has committed or was rolled back, block by block:
+--   digest(e) = SHA-256(canonical bytes of event e)
+--   hash(block) = SHA-256(hash(previous block) || the block's ids and digests)
 -- so a changed, deleted or inserted event row breaks the chain at that row.
 CREATE TABLE audit_event (
   id              BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
@@ -28,21 +29,28 @@ CREATE TABLE audit_event (
   terminal_id     VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL,
   peer            VARCHAR(64) CHARACTER SET ascii NULL,
   patient_context VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL,
-  patients        TEXT CHARACTER SET ascii COLLATE ascii_bin NOT NULL,  -- Patient ids touched, space-separated
-  entities        TEXT CHARACTER SET ascii COLLATE ascii_bin NOT NULL,  -- Type/id touched, space-separated
+  patients        MEDIUMTEXT CHARACTER SET ascii COLLATE ascii_bin NOT NULL,  -- Patient ids touched, space-separated
+  entities        MEDIUMTEXT CHARACTER SET ascii COLLATE ascii_bin NOT NULL,  -- Type/id touched, space-separated
   detail          TEXT NULL,                                -- why it was refused or failed
   PRIMARY KEY (id),
-  KEY k_audit_recorded (tenant_id, recorded),
-  KEY k_audit_account (tenant_id, account_id, id)
+  -- One secondary index only: every index is paid for on every request. Searches by agent,
+  -- patient or terminal narrow by time first (reports are monthly).
+  KEY k_audit_recorded (tenant_id, recorded)
 ) ENGINE=InnoDB;
 
+-- One seal per block of events (the events the sealer took in one step, in id order):
+-- digests lists, for each event of the block, its id and SHA-256(canonical bytes), so that
+-- verification names the exact event that changed; hash chains the blocks.
 CREATE TABLE audit_seal (
-  event_id   BIGINT UNSIGNED NOT NULL,
+  last_id    BIGINT UNSIGNED NOT NULL,   -- the block's last event
   tenant_id  SMALLINT UNSIGNED NOT NULL,
-  prev_id    BIGINT UNSIGNED NOT NULL,   -- the previously sealed event (0 for the first)
-  hash       CHAR(64) CHARACTER SET ascii NOT NULL,  -- hex
+  first_id   BIGINT UNSIGNED NOT NULL,   -- its first event
+  prev_id    BIGINT UNSIGNED NOT NULL,   -- the previous block's last event (0 for the first)
+  events     INT UNSIGNED NOT NULL,
+  digests    LONGTEXT CHARACTER SET ascii NOT NULL,  -- per event: 16 hex digits of id + 64 of digest
+  hash       CHAR(64) CHARACTER SET ascii NOT NULL,  -- SHA-256(previous block's hash || digests), hex
   sealed_at  BIGINT NOT NULL,
-  PRIMARY KEY (event_id)
+  PRIMARY KEY (last_id)
 ) ENGINE=InnoDB;
 
 -- Records of requests other than writes reach audit_event through an append-only journal

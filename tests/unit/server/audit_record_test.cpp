@@ -65,11 +65,14 @@ BOOST_AUTO_TEST_CASE(every_field_changes_the_canonical_bytes) {
   BOOST_TEST(canonical(a) != canonical(b));
 }
 
-BOOST_AUTO_TEST_CASE(chain_hash_is_sha256_of_previous_and_record) {
+BOOST_AUTO_TEST_CASE(digests_and_block_hashes) {
   const AuditRow r = sample();
-  BOOST_TEST(chain_hash(kGenesis, r) == kasama::storage::sha256_hex(kGenesis + canonical(r)));
-  BOOST_TEST(chain_hash(kGenesis, r).size() == 64u);
-  BOOST_TEST(chain_hash(chain_hash(kGenesis, r), r) != chain_hash(kGenesis, r));
+  const std::string d = digest_entry(r);
+  BOOST_TEST(d.size() == kDigestEntry);
+  BOOST_TEST(d.substr(0, 16) == "0000000000000007");  // the id, hex
+  BOOST_TEST(d.substr(16) == kasama::storage::sha256_hex(canonical(r)));
+  BOOST_TEST(block_hash(kGenesis, d) == kasama::storage::sha256_hex(kGenesis + d));
+  BOOST_TEST(block_hash(block_hash(kGenesis, d), d) != block_hash(kGenesis, d));
 }
 
 BOOST_AUTO_TEST_CASE(scanning_bodies_finds_resources_and_patients) {
