@@ -38,6 +38,41 @@ Json security_json(const std::string& base_url) {
                                             Json{{"url", "revoke"}, {"valueUri", origin + "/auth/revoke"}}})}}})}};
 }
 
+// The audit trail (server/audit): the server's own records, read and searched by auditors;
+// nobody writes AuditEvents over the API.
+Json audit_event_capabilities() {
+  const auto param = [](const char* name, const char* type, const char* doc) {
+    Json p = {{"name", name}, {"type", type}, {"documentation", doc}};
+    if (std::string(name) != "request-id" && std::string(name) != "denied") {
+      p["definition"] = std::string("http://hl7.org/fhir/SearchParameter/AuditEvent-") + name;
+    }
+    return p;
+  };
+  Json params = Json::array({param("date", "date", "recorded; eq, ge, gt, le, lt, sa, eb"),
+                             param("agent", "reference", "the account id (or a reference ending in it)"),
+                             param("altid", "token", "the terminal ID (R-18)"),
+                             param("address", "string", "the network address, exact"),
+                             param("patient", "reference", "a Patient whose data the request touched"),
+                             param("entity", "reference", "a resource the request touched"),
+                             param("outcome", "token", "0, 4, 8 or 12"),
+                             param("action", "token", "C, R, U, D or E"),
+                             param("subtype", "token", "the restful-interaction code"),
+                             param("type", "token", "rest"),
+                             param("request-id", "token", "the X-Request-Id of the request (this server's own)"),
+                             param("denied", "token", "true: refused by authentication or access control (own)")});
+  params.push_back({{"name", "_id"}, {"type", "token"}});
+  return {{"type", "AuditEvent"},
+          {"documentation",
+           "監査記録: 監査責任者とシステム管理者のみ / The audit trail (R-30, R-31): one record per request, written by the "
+           "server only; read and searched by auditors and the system administrator, newest first."},
+          {"interaction", Json::array({{{"code", "read"}}, {{"code", "search-type"}}})},
+          {"searchParam", std::move(params)},
+          {"operation", Json::array({{{"name", "verify"},
+                                      {"definition", "urn:kasama:OperationDefinition:AuditEvent-verify"},
+                                      {"documentation",
+                                       "Walks the hash chain; result, checked, firstBrokenId and problem (R-31)"}}})}};
+}
+
 std::string build(const std::string& base_url, const Config& config) {
   const auto& model = resources::TypeModel::instance();
   Json resources_json = Json::array();
@@ -55,6 +90,10 @@ std::string build(const std::string& base_url, const Config& config) {
   if (config.ref_integrity == RefIntegrity::kStrict) policy.push_back("enforced");
   const auto& registry = search::Registry::instance();
   for (const auto& type : model.resource_types()) {
+    if (type == "AuditEvent") {
+      resources_json.push_back(audit_event_capabilities());
+      continue;
+    }
     Json params = Json::array();
     std::vector<std::string> unsupported;
     Json includes = Json::array({"*"});

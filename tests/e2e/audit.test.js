@@ -165,6 +165,12 @@ describe('R-30: every request yields exactly one audit record', () => {
     assert.ok([403, 405].includes(d.status), `auditor delete: ${d.status}`);
     const t = await post('', { resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'POST', url: 'AuditEvent' }, resource: { resourceType: 'AuditEvent' } }] });
     assert.equal(t.status, 403, 'not through a transaction either');
+    // The CapabilityStatement says so.
+    const cs = (await get('/metadata')).json;
+    const ae = cs.rest[0].resource.find((r) => r.type === 'AuditEvent');
+    assert.deepEqual(ae.interaction.map((i) => i.code).sort(), ['read', 'search-type']);
+    assert.ok(ae.operation.some((o) => o.name === 'verify'));
+    assert.ok(ae.searchParam.some((p) => p.name === 'patient'));
   });
 });
 
