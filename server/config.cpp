@@ -79,7 +79,8 @@ Config Config::from_env() {
   if (auto v = env("KASAMA_AUDIT")) {
     const std::string a = v;
     if (a == "off" || a == "0") {
-      if (!c.db_url.empty()) throw std::invalid_argument("KASAMA_AUDIT=off is for benchmarks on the embedded database only");
+      if (!c.db_url.empty())
+        throw std::invalid_argument("KASAMA_AUDIT=off is for benchmarks on the embedded database only");
       c.audit = false;
     } else if (a != "on" && a != "1") {
       throw std::invalid_argument("KASAMA_AUDIT must be on or off");

@@ -293,8 +293,9 @@ const char* outcome_text(int outcome) {
 
 Json to_audit_event(const AuditRow& r) {
   Json ev = {{"resourceType", "AuditEvent"}, {"id", std::to_string(r.id)}};
-  ev["meta"] = {{"lastUpdated", resources::format_instant(r.recorded)},
-                {"profile", Json::array({"https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.Read"})}};
+  ev["meta"] = {
+      {"lastUpdated", resources::format_instant(r.recorded)},
+      {"profile", Json::array({"https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.Read"})}};
   // BALP's profile for reads; other interactions are the same shape with their own action.
   if (r.action != "R") ev["meta"].erase("profile");
   ev["type"] = coding("http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", "RESTful Operation");
@@ -309,10 +310,12 @@ Json to_audit_event(const AuditRow& r) {
 
   Json agents = Json::array();
   if (!r.account_id.empty() || r.client_id.empty()) {
-    Json user = {{"type", {{"coding", Json::array({coding("http://terminology.hl7.org/CodeSystem/extra-security-role-type",
-                                                          "humanuser", "human user")})}}},
+    Json user = {{"type",
+                  {{"coding", Json::array({coding("http://terminology.hl7.org/CodeSystem/extra-security-role-type",
+                                                  "humanuser", "human user")})}}},
                  {"requestor", true}};
-    Json who = {{"identifier", {{"system", "urn:kasama:account"}, {"value", r.account_id.empty() ? "anonymous" : r.account_id}}}};
+    Json who = {{"identifier",
+                 {{"system", "urn:kasama:account"}, {"value", r.account_id.empty() ? "anonymous" : r.account_id}}}};
     if (!r.fhir_user.empty()) who["reference"] = r.fhir_user;
     user["who"] = who;
     if (!r.role.empty()) user["role"] = Json::array({{{"coding", Json::array({coding("urn:kasama:role", r.role)})}}});
@@ -323,22 +326,26 @@ Json to_audit_event(const AuditRow& r) {
     agents.push_back(std::move(user));
   }
   if (!r.client_id.empty()) {
-    Json client = {{"type", {{"coding", Json::array({coding("http://dicom.nema.org/resources/ontology/DCM", "110153",
-                                                            "Source Role ID")})}}},
-                   {"who", {{"identifier", {{"system", "urn:kasama:client"}, {"value", r.client_id}}}}},
-                   {"requestor", r.account_id.empty()}};
+    Json client = {
+        {"type",
+         {{"coding",
+           Json::array({coding("http://dicom.nema.org/resources/ontology/DCM", "110153", "Source Role ID")})}}},
+        {"who", {{"identifier", {{"system", "urn:kasama:client"}, {"value", r.client_id}}}}},
+        {"requestor", r.account_id.empty()}};
     if (!r.terminal_id.empty()) client["altId"] = r.terminal_id;  // the terminal ID (R-18)
     if (!r.peer.empty()) client["network"] = {{"address", r.peer}, {"type", "2"}};
     agents.push_back(std::move(client));
   }
-  agents.push_back({{"type", {{"coding", Json::array({coding("http://dicom.nema.org/resources/ontology/DCM", "110152",
-                                                             "Destination Role ID")})}}},
+  agents.push_back({{"type",
+                     {{"coding", Json::array({coding("http://dicom.nema.org/resources/ontology/DCM", "110152",
+                                                     "Destination Role ID")})}}},
                     {"who", {{"display", "kasama-server"}}},
                     {"requestor", false}});
   ev["agent"] = std::move(agents);
-  ev["source"] = {{"observer", {{"display", "kasama-server"}}},
-                  {"type", Json::array({coding("http://terminology.hl7.org/CodeSystem/security-source-type", "4",
-                                               "Application Server")})}};
+  ev["source"] = {
+      {"observer", {{"display", "kasama-server"}}},
+      {"type",
+       Json::array({coding("http://terminology.hl7.org/CodeSystem/security-source-type", "4", "Application Server")})}};
 
   Json entities = Json::array();
   const auto words = [](const std::string& text, auto fn) {
@@ -363,17 +370,18 @@ Json to_audit_event(const AuditRow& r) {
   });
   const auto q = r.path.find('?');
   if (q != std::string::npos || r.interaction.rfind("search", 0) == 0) {
-    entities.push_back({{"type", coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object")},
-                        {"role", coding("http://terminology.hl7.org/CodeSystem/object-role", "24", "Query")},
-                        {"description", r.method + " " + r.path}});
+    entities.push_back(
+        {{"type", coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object")},
+         {"role", coding("http://terminology.hl7.org/CodeSystem/object-role", "24", "Query")},
+         {"description", r.method + " " + r.path}});
   } else {
-    entities.push_back({{"type", coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object")},
-                        {"description", r.method + " " + r.path}});
+    entities.push_back(
+        {{"type", coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object")},
+         {"description", r.method + " " + r.path}});
   }
-  entities.push_back(
-      {{"what", {{"identifier", {{"value", r.request_id}}}}},
-       {"type", coding("https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType", "XrequestId",
-                       "X-Request-Id")}});
+  entities.push_back({{"what", {{"identifier", {{"value", r.request_id}}}}},
+                      {"type", coding("https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType", "XrequestId",
+                                      "X-Request-Id")}});
   if (!r.patient_context.empty()) {
     entities.push_back({{"what", {{"reference", "Patient/" + r.patient_context}}},
                         {"type", coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "1", "Person")},

@@ -89,7 +89,8 @@ VerifyResult verify_chain(storage::Connection& c, unsigned tenant) {
         const std::uint64_t at = e && e->id < s.first_id ? e->id : s.first_id;
         return broken(at, "the seal before event " + std::to_string(at) + " is missing or was changed (the block of " +
                               std::to_string(s.first_id) + "…" + std::to_string(s.last_id) + " names " +
-                              std::to_string(s.prev_id) + " as its predecessor, not " + std::to_string(prev_last) + ")");
+                              std::to_string(s.prev_id) + " as its predecessor, not " + std::to_string(prev_last) +
+                              ")");
       }
       if (block_hash(prev_hash, s.digests) != s.hash || s.digests.size() != s.events * kDigestEntry || s.events == 0) {
         return broken(s.first_id, "the seal of events " + std::to_string(s.first_id) + "…" + std::to_string(s.last_id) +
@@ -98,7 +99,8 @@ VerifyResult verify_chain(storage::Connection& c, unsigned tenant) {
       for (std::size_t k = 0; k < s.events; ++k) {
         const std::string_view entry = std::string_view(s.digests).substr(k * kDigestEntry, kDigestEntry);
         std::uint64_t id = 0;
-        for (char ch : entry.substr(0, 16)) id = id * 16 + static_cast<std::uint64_t>(ch <= '9' ? ch - '0' : ch - 'a' + 10);
+        for (char ch : entry.substr(0, 16))
+          id = id * 16 + static_cast<std::uint64_t>(ch <= '9' ? ch - '0' : ch - 'a' + 10);
         // Events between the previous one sealed and this one are outside the chain.
         while (const storage::AuditRow* e = events.peek()) {
           if (e->id >= id) break;
@@ -462,7 +464,8 @@ void AuditTrail::load_everything_before(std::uint64_t file_no) {
     const std::string path = journal_path(dir_, f);
     const std::uint64_t from = f == at_file ? at_offset : 0;
     const std::uint64_t end = load_some(c, f, from, file_size(path), true);
-    server::log_info("audit: loaded journal " + path + " (" + std::to_string(end - from) + " bytes left by an earlier run)");
+    server::log_info("audit: loaded journal " + path + " (" + std::to_string(end - from) +
+                     " bytes left by an earlier run)");
     c.begin();
     store_.insert_loaded_position(c, f, end, now_ms());
     store_.insert_loaded_position(c, file_no, 0, now_ms());
@@ -555,7 +558,8 @@ void AuditTrail::seal_pass(storage::Connection& c) {
       for (std::size_t i = 0; i < ids.size(); ++i) {
         if (!entries[i].empty()) continue;
         auto it = read.find(ids[i]);
-        if (it == read.end()) throw std::runtime_error("audit event " + std::to_string(ids[i]) + " vanished while sealing");
+        if (it == read.end())
+          throw std::runtime_error("audit event " + std::to_string(ids[i]) + " vanished while sealing");
         entries[i] = std::move(it->second);
       }
     }

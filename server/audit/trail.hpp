@@ -36,13 +36,13 @@ namespace kasama::audit {
 
 struct VerifyResult {
   bool ok = true;
-  std::uint64_t checked = 0;        // sealed events whose hash was recomputed
-  std::uint64_t first_broken = 0;   // the first event (id) where the chain does not hold
-  std::string problem;              // what is wrong there
-  std::uint64_t head_id = 0;        // the last sealed event
+  std::uint64_t checked = 0;       // sealed events whose hash was recomputed
+  std::uint64_t first_broken = 0;  // the first event (id) where the chain does not hold
+  std::string problem;             // what is wrong there
+  std::uint64_t head_id = 0;       // the last sealed event
   std::string head_hash;
-  std::uint64_t anchor_id = 0;      // the chain starts after this (events before it were purged, R-34)
-  std::uint64_t unsealed = 0;       // committed events above the head, not sealed yet
+  std::uint64_t anchor_id = 0;  // the chain starts after this (events before it were purged, R-34)
+  std::uint64_t unsealed = 0;   // committed events above the head, not sealed yet
 };
 
 // Walks the whole chain (read-only; any connection).
@@ -119,18 +119,18 @@ class AuditTrail {
   std::mutex write_mu_;
   int fd_ = -1;
   std::uint64_t file_no_ = 0;
-  std::uint64_t reserved_ = 0;               // under write_mu_: bytes of the current file given out
-  std::vector<std::uint64_t> in_flight_;     // under write_mu_: offsets being written now
+  std::uint64_t reserved_ = 0;             // under write_mu_: bytes of the current file given out
+  std::vector<std::uint64_t> in_flight_;   // under write_mu_: offsets being written now
   std::atomic<std::uint64_t> written_{0};  // bytes of the current file written without a gap
   std::atomic<std::uint64_t> synced_{0};   // bytes of the current file known to be on disk
   std::atomic<bool> sync_wanted_{false};
   std::mutex sync_mu_;
   std::condition_variable sync_cv_;
 
-  std::mutex load_mu_;  // the loader's progress, for flush()
+  std::mutex load_mu_;                 // the loader's progress, for flush()
   std::condition_variable loaded_cv_;  // the loader made progress
   std::condition_variable load_cv_;    // wake the loader (flush, stop)
-  std::uint64_t loaded_ = 0;  // offset in the current file loaded into audit_event
+  std::uint64_t loaded_ = 0;           // offset in the current file loaded into audit_event
   std::string load_error_;
 
   std::mutex mu_;  // start/stop
@@ -141,7 +141,7 @@ class AuditTrail {
   std::condition_variable seal_cv_;  // wake the sealer (stop)
   bool seal_last_ = false;           // under seal_wait_mu_: the loader is done; seal and end
 
-  std::mutex seal_mu_;  // slots and what the sealer has seen
+  std::mutex seal_mu_;                            // slots and what the sealer has seen
   std::map<std::uint64_t, std::uint64_t> slots_;  // token → the highest id that may be sealed while it is held
   std::uint64_t next_token_ = 1;
   std::uint64_t observed_max_ = 0;

@@ -92,15 +92,18 @@ Parsed parse(const RestRequest& req) {
       if (ec != std::errc() || end != value.data() + value.size()) bad("_count", "_count must be a whole number");
       q.limit = std::min<std::size_t>(n, 1000);
     } else if (name == "_summary") {
-      if (value == "count") p.count_only = true;
-      else if (value != "false") bad("_summary", "only _summary=count is supported on AuditEvent");
+      if (value == "count")
+        p.count_only = true;
+      else if (value != "false")
+        bad("_summary", "only _summary=count is supported on AuditEvent");
     } else if (name == "_total") {
       p.total = value == "accurate" || value == "estimate";
     } else if (name == "_before") {  // paging cursor (our next links)
       auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), q.before_id);
       if (ec != std::errc()) bad("_before", "not a paging cursor");
     } else if (name == "_sort") {
-      if (value != "-date" && value != "-_lastUpdated") bad("_sort", "AuditEvents are listed newest first (_sort=-date)");
+      if (value != "-date" && value != "-_lastUpdated")
+        bad("_sort", "AuditEvents are listed newest first (_sort=-date)");
     } else if (name == "date" || name == "_lastUpdated") {
       apply_date(q, value);
     } else if (name == "agent" || name == "agent-name") {
@@ -126,12 +129,15 @@ Parsed parse(const RestRequest& req) {
       if (q.entity.find('/') == std::string::npos) bad("entity", "entity must be a reference Type/id");
     } else if (name == "outcome") {
       for (auto& v : split_commas(value)) {
-        if (v == "0" || v == "4" || v == "8" || v == "12") q.outcomes.push_back(std::stoi(v));
-        else bad("outcome", "outcome is 0, 4, 8 or 12");
+        if (v == "0" || v == "4" || v == "8" || v == "12")
+          q.outcomes.push_back(std::stoi(v));
+        else
+          bad("outcome", "outcome is 0, 4, 8 or 12");
       }
     } else if (name == "action") {
       for (auto& v : split_commas(value)) {
-        if (v.size() != 1 || std::string("CRUDE").find(v) == std::string::npos) bad("action", "action is C, R, U, D or E");
+        if (v.size() != 1 || std::string("CRUDE").find(v) == std::string::npos)
+          bad("action", "action is C, R, U, D or E");
         q.actions.push_back(v);
       }
     } else if (name == "subtype") {
@@ -208,8 +214,8 @@ RestResponse audit_event_search(Context& ctx, const RestRequest& req, const Rout
     b.link("self", req.base_url + "/" + req.path());
     if (more) b.link("next", next_link(req, rows.back().id));
     for (const auto& row : rows) {
-      b.entry(req.base_url + "/AuditEvent/" + std::to_string(row.id),
-              resources::dump_json(audit::to_audit_event(row)), Json{{"search", {{"mode", "match"}}}});
+      b.entry(req.base_url + "/AuditEvent/" + std::to_string(row.id), resources::dump_json(audit::to_audit_event(row)),
+              Json{{"search", {{"mode", "match"}}}});
     }
   }
   RestResponse resp;
@@ -229,7 +235,8 @@ RestResponse audit_verify(Context& ctx, const RestRequest& req, const Route&) {
   list.push_back({{"name", "result"}, {"valueBoolean", v.ok}});
   list.push_back({{"name", "checked"}, {"valueInteger", static_cast<std::int64_t>(v.checked)}});
   if (!v.ok) {
-    list.push_back({{"name", "firstBroken"}, {"valueReference", {{"reference", "AuditEvent/" + std::to_string(v.first_broken)}}}});
+    list.push_back(
+        {{"name", "firstBroken"}, {"valueReference", {{"reference", "AuditEvent/" + std::to_string(v.first_broken)}}}});
     list.push_back({{"name", "firstBrokenId"}, {"valueString", std::to_string(v.first_broken)}});
     list.push_back({{"name", "problem"}, {"valueString", v.problem}});
   }

@@ -152,10 +152,11 @@ void FhirService::audit(RestRequest& req, RestResponse& resp) {
     resp = RestResponse{};
     resp.status = 503;
     resp.body_is_outcome = true;
-    resp.body = outcome_json("error", "transient",
-                             "監査記録を書き込めないため応答できません。しばらくしてから再試行してください / The audit "
-                             "record could not be written, so the request cannot be answered; retry later (request id " +
-                                 req.request_id + ")");
+    resp.body =
+        outcome_json("error", "transient",
+                     "監査記録を書き込めないため応答できません。しばらくしてから再試行してください / The audit "
+                     "record could not be written, so the request cannot be answered; retry later (request id " +
+                         req.request_id + ")");
   }
 }
 

@@ -205,168 +205,170 @@ RestResponse run_transaction(FhirService& service, const RestRequest& req, const
   return in_transaction(
       svc, true,
       [&](Context& ctx) {
-    ctx.base_url = req.base_url;
-    std::vector<RestRequest> requests;
-    requests.reserve(entries.size());
-    for (const auto& e : entries) requests.push_back(entry_request(e, req));
-    // Every entry is authorized before any runs and before any conditional target is
-    // resolved: a refusal must not come after work whose outcome tells what exists.
-    for (std::size_t i = 0; i < entries.size(); ++i) {
-      ctx.current_entry = static_cast<int>(i);
-      try {
-        Route r = route(requests[i]);
-        if (r.kind != Kind::kBatchOrTransaction) {
-          const Kind before = r.kind;
-          authorize(ctx, requests[i], r);
-          // Not again in dispatch, unless the check rewrote the route (a patient-context
-          // search held to its compartment), which dispatch must then redo.
-          requests[i].authorized = r.kind == before;
-        }
-      } catch (FhirError& err) {
-        rethrow_for_entry(err, entries[i]);
-      }
-    }
-    std::vector<RestResponse> responses(entries.size());
-    std::vector<std::size_t> order(entries.size());
-    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::stable_sort(order.begin(), order.end(),
-                     [&](std::size_t a, std::size_t b) { return phase(entries[a].method) < phase(entries[b].method); });
-
-    auto run = [&](std::size_t i) {
-      const Entry& e = entries[i];
-      ctx.current_entry = static_cast<int>(i);
-      try {
-        Route r = route(requests[i]);
-        if (r.kind == Kind::kBatchOrTransaction)
-          throw FhirError(400, "not-supported", "A Bundle entry cannot be a Bundle POST");
-        responses[i] = service.dispatch(ctx, requests[i], r);
-      } catch (FhirError& err) {
-        rethrow_for_entry(err, e);
-      }
-    };
-
-    // 1. Deletes.
-    for (std::size_t i : order) {
-      if (entries[i].method == "DELETE") run(i);
-    }
-    // 2. Identities: what each fullUrl will be, and conditional targets.
-    std::map<std::string, std::string> ids;  // fullUrl -> Type/id
-    std::set<std::string> targets;
-    for (std::size_t i : order) {
-      const Entry& e = entries[i];
-      RestRequest& r = requests[i];
-      if (e.method != "POST" && e.method != "PUT" && e.method != "PATCH" && e.method != "DELETE") continue;
-      if (e.segments.empty()) continue;
-      const std::string& type = e.segments[0];
-      std::string id;
-      try {
-        require_resource_type(type);
-        if (e.method == "POST") {
-          if (const std::string* ine = r.header("if-none-exist")) {
-            auto m = match_criteria(ctx, type, parse_criteria(*ine), 2);
-            if (m.size() == 1) id = m[0].second;
-          }
-          if (id.empty()) {
-            id = new_resource_id();
-            r.assigned_id = id;
-          }
-        } else if (e.segments.size() >= 2) {
-          id = e.segments[1];
-        } else if (e.method == "PUT" && !e.params.empty()) {
-          auto m = match_criteria(ctx, type, e.params, 2);
-          if (m.size() == 1) {
-            id = m[0].second;
-          } else if (m.empty()) {
-            id = string_member(*e.resource, "id");
-            if (id.empty()) id = new_resource_id();
-            // The conditional update creates exactly this id (references were rewritten to it).
-            r.assigned_id = id;
-          }
-        }
-      } catch (FhirError& err) {
-        rethrow_for_entry(err, e);
-      }
-      if (id.empty()) continue;
-      if (!targets.insert(type + "/" + id).second && e.method != "POST") {
-        throw FhirError(400, "duplicate",
-                        where(e) + " touches " + type + "/" + id + ", which another entry also changes", where(e));
-      }
-      if (!e.full_url.empty()) {
-        ids[e.full_url] = type + "/" + id;
-        // An absolute fullUrl ending in Type/oldid: references written relative to the
-        // Bundle's base ("Type/oldid") mean this entry too (references.html#bundle-references).
-        if (e.method == "POST" && e.full_url.rfind("http", 0) == 0) {
-          if (auto old = resources::parse_local_reference(last_two_segments(e.full_url)); old && old->type == type) {
-            ids.emplace(old->type + "/" + old->id, type + "/" + id);
-          }
-        }
-      }
-    }
-    // 3. Rewrite urn:uuid / fullUrl references and resolve conditional references.
-    std::map<std::string, std::string> conditional;
-    for (std::size_t i = 0; i < entries.size(); ++i) {
-      RestRequest& r = requests[i];
-      if (!r.resource) continue;
-      try {
-        resources::for_each_link(*r.resource, [&](std::string& s) {
-          if (s.size() < 3) return;
-          auto hit = ids.find(s);
-          if (hit != ids.end()) {
-            s = hit->second;
-            return;
-          }
-          auto q = s.find('?');
-          if (q == std::string::npos || q == 0 || s.find("://") != std::string::npos) return;
-          std::string type = s.substr(0, q);
-          if (!resources::TypeModel::instance().is_resource_type(type)) return;
-          auto done = conditional.find(s);
-          if (done == conditional.end()) {
-            auto m = match_criteria(ctx, type, parse_criteria(s.substr(q + 1)), 2);
-            if (m.size() != 1) {
-              throw FhirError(412, m.empty() ? "not-found" : "multiple-matches",
-                              "The conditional reference " + s +
-                                  (m.empty() ? " matches nothing" : " matches more than one resource"));
+        ctx.base_url = req.base_url;
+        std::vector<RestRequest> requests;
+        requests.reserve(entries.size());
+        for (const auto& e : entries) requests.push_back(entry_request(e, req));
+        // Every entry is authorized before any runs and before any conditional target is
+        // resolved: a refusal must not come after work whose outcome tells what exists.
+        for (std::size_t i = 0; i < entries.size(); ++i) {
+          ctx.current_entry = static_cast<int>(i);
+          try {
+            Route r = route(requests[i]);
+            if (r.kind != Kind::kBatchOrTransaction) {
+              const Kind before = r.kind;
+              authorize(ctx, requests[i], r);
+              // Not again in dispatch, unless the check rewrote the route (a patient-context
+              // search held to its compartment), which dispatch must then redo.
+              requests[i].authorized = r.kind == before;
             }
-            done = conditional.emplace(s, type + "/" + m[0].second).first;
+          } catch (FhirError& err) {
+            rethrow_for_entry(err, entries[i]);
           }
-          s = done->second;
+        }
+        std::vector<RestResponse> responses(entries.size());
+        std::vector<std::size_t> order(entries.size());
+        for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+        std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+          return phase(entries[a].method) < phase(entries[b].method);
         });
-        // Narrative links to bundle entries (<a href="urn:uuid:...">) follow the rewrite too.
-        auto text = r.resource->find("text");
-        if (text != r.resource->end() && text->is_object() && text->contains("div") && (*text)["div"].is_string()) {
-          std::string& div = (*text)["div"].get_ref<std::string&>();
-          if (div.find("urn:") != std::string::npos) {
-            for (const auto& [from, to] : ids) {
-              for (auto pos = div.find("\"" + from + "\""); pos != std::string::npos;
-                   pos = div.find("\"" + from + "\"", pos)) {
-                div.replace(pos + 1, from.size(), to);
-                pos += to.size() + 2;
+
+        auto run = [&](std::size_t i) {
+          const Entry& e = entries[i];
+          ctx.current_entry = static_cast<int>(i);
+          try {
+            Route r = route(requests[i]);
+            if (r.kind == Kind::kBatchOrTransaction)
+              throw FhirError(400, "not-supported", "A Bundle entry cannot be a Bundle POST");
+            responses[i] = service.dispatch(ctx, requests[i], r);
+          } catch (FhirError& err) {
+            rethrow_for_entry(err, e);
+          }
+        };
+
+        // 1. Deletes.
+        for (std::size_t i : order) {
+          if (entries[i].method == "DELETE") run(i);
+        }
+        // 2. Identities: what each fullUrl will be, and conditional targets.
+        std::map<std::string, std::string> ids;  // fullUrl -> Type/id
+        std::set<std::string> targets;
+        for (std::size_t i : order) {
+          const Entry& e = entries[i];
+          RestRequest& r = requests[i];
+          if (e.method != "POST" && e.method != "PUT" && e.method != "PATCH" && e.method != "DELETE") continue;
+          if (e.segments.empty()) continue;
+          const std::string& type = e.segments[0];
+          std::string id;
+          try {
+            require_resource_type(type);
+            if (e.method == "POST") {
+              if (const std::string* ine = r.header("if-none-exist")) {
+                auto m = match_criteria(ctx, type, parse_criteria(*ine), 2);
+                if (m.size() == 1) id = m[0].second;
+              }
+              if (id.empty()) {
+                id = new_resource_id();
+                r.assigned_id = id;
+              }
+            } else if (e.segments.size() >= 2) {
+              id = e.segments[1];
+            } else if (e.method == "PUT" && !e.params.empty()) {
+              auto m = match_criteria(ctx, type, e.params, 2);
+              if (m.size() == 1) {
+                id = m[0].second;
+              } else if (m.empty()) {
+                id = string_member(*e.resource, "id");
+                if (id.empty()) id = new_resource_id();
+                // The conditional update creates exactly this id (references were rewritten to it).
+                r.assigned_id = id;
+              }
+            }
+          } catch (FhirError& err) {
+            rethrow_for_entry(err, e);
+          }
+          if (id.empty()) continue;
+          if (!targets.insert(type + "/" + id).second && e.method != "POST") {
+            throw FhirError(400, "duplicate",
+                            where(e) + " touches " + type + "/" + id + ", which another entry also changes", where(e));
+          }
+          if (!e.full_url.empty()) {
+            ids[e.full_url] = type + "/" + id;
+            // An absolute fullUrl ending in Type/oldid: references written relative to the
+            // Bundle's base ("Type/oldid") mean this entry too (references.html#bundle-references).
+            if (e.method == "POST" && e.full_url.rfind("http", 0) == 0) {
+              if (auto old = resources::parse_local_reference(last_two_segments(e.full_url));
+                  old && old->type == type) {
+                ids.emplace(old->type + "/" + old->id, type + "/" + id);
               }
             }
           }
         }
-      } catch (FhirError& err) {
-        rethrow_for_entry(err, entries[i]);
-      }
-    }
-    // 4. Creates, then updates and patches, then reads.
-    for (int p = 1; p <= 3; ++p) {
-      for (std::size_t i : order) {
-        if (phase(entries[i].method) == p) run(i);
-      }
-    }
-    try {
-      check_integrity(ctx);
-    } catch (FhirError& err) {
-      if (err.entry >= 0) rethrow_for_entry(err, entries[static_cast<std::size_t>(err.entry)]);
-      throw;
-    }
-    BundleWriter b("transaction-response");
-    for (std::size_t i = 0; i < entries.size(); ++i)
-      add_response(b, responses[i], entries[i].method, pref, req.base_url);
-    RestResponse out;
-    out.body = b.finish();
-    return out;
+        // 3. Rewrite urn:uuid / fullUrl references and resolve conditional references.
+        std::map<std::string, std::string> conditional;
+        for (std::size_t i = 0; i < entries.size(); ++i) {
+          RestRequest& r = requests[i];
+          if (!r.resource) continue;
+          try {
+            resources::for_each_link(*r.resource, [&](std::string& s) {
+              if (s.size() < 3) return;
+              auto hit = ids.find(s);
+              if (hit != ids.end()) {
+                s = hit->second;
+                return;
+              }
+              auto q = s.find('?');
+              if (q == std::string::npos || q == 0 || s.find("://") != std::string::npos) return;
+              std::string type = s.substr(0, q);
+              if (!resources::TypeModel::instance().is_resource_type(type)) return;
+              auto done = conditional.find(s);
+              if (done == conditional.end()) {
+                auto m = match_criteria(ctx, type, parse_criteria(s.substr(q + 1)), 2);
+                if (m.size() != 1) {
+                  throw FhirError(412, m.empty() ? "not-found" : "multiple-matches",
+                                  "The conditional reference " + s +
+                                      (m.empty() ? " matches nothing" : " matches more than one resource"));
+                }
+                done = conditional.emplace(s, type + "/" + m[0].second).first;
+              }
+              s = done->second;
+            });
+            // Narrative links to bundle entries (<a href="urn:uuid:...">) follow the rewrite too.
+            auto text = r.resource->find("text");
+            if (text != r.resource->end() && text->is_object() && text->contains("div") && (*text)["div"].is_string()) {
+              std::string& div = (*text)["div"].get_ref<std::string&>();
+              if (div.find("urn:") != std::string::npos) {
+                for (const auto& [from, to] : ids) {
+                  for (auto pos = div.find("\"" + from + "\""); pos != std::string::npos;
+                       pos = div.find("\"" + from + "\"", pos)) {
+                    div.replace(pos + 1, from.size(), to);
+                    pos += to.size() + 2;
+                  }
+                }
+              }
+            }
+          } catch (FhirError& err) {
+            rethrow_for_entry(err, entries[i]);
+          }
+        }
+        // 4. Creates, then updates and patches, then reads.
+        for (int p = 1; p <= 3; ++p) {
+          for (std::size_t i : order) {
+            if (phase(entries[i].method) == p) run(i);
+          }
+        }
+        try {
+          check_integrity(ctx);
+        } catch (FhirError& err) {
+          if (err.entry >= 0) rethrow_for_entry(err, entries[static_cast<std::size_t>(err.entry)]);
+          throw;
+        }
+        BundleWriter b("transaction-response");
+        for (std::size_t i = 0; i < entries.size(); ++i)
+          add_response(b, responses[i], entries[i].method, pref, req.base_url);
+        RestResponse out;
+        out.body = b.finish();
+        return out;
       },
       &req);
 }

@@ -54,23 +54,23 @@ Json audit_event_capabilities() {
                              param("address", "string", "the network address, exact"),
                              param("patient", "reference", "a Patient whose data the request touched"),
                              param("entity", "reference", "a resource the request touched"),
-                             param("outcome", "token", "0, 4, 8 or 12"),
-                             param("action", "token", "C, R, U, D or E"),
-                             param("subtype", "token", "the restful-interaction code"),
-                             param("type", "token", "rest"),
+                             param("outcome", "token", "0, 4, 8 or 12"), param("action", "token", "C, R, U, D or E"),
+                             param("subtype", "token", "the restful-interaction code"), param("type", "token", "rest"),
                              param("request-id", "token", "the X-Request-Id of the request (this server's own)"),
                              param("denied", "token", "true: refused by authentication or access control (own)")});
   params.push_back({{"name", "_id"}, {"type", "token"}});
-  return {{"type", "AuditEvent"},
-          {"documentation",
-           "監査記録: 監査責任者とシステム管理者のみ / The audit trail (R-30, R-31): one record per request, written by the "
-           "server only; read and searched by auditors and the system administrator, newest first."},
-          {"interaction", Json::array({{{"code", "read"}}, {{"code", "search-type"}}})},
-          {"searchParam", std::move(params)},
-          {"operation", Json::array({{{"name", "verify"},
-                                      {"definition", "urn:kasama:OperationDefinition:AuditEvent-verify"},
-                                      {"documentation",
-                                       "Walks the hash chain; result, checked, firstBrokenId and problem (R-31)"}}})}};
+  return {
+      {"type", "AuditEvent"},
+      {"documentation",
+       "監査記録: 監査責任者とシステム管理者のみ / The audit trail (R-30, R-31): one record per request, written by "
+       "the "
+       "server only; read and searched by auditors and the system administrator, newest first."},
+      {"interaction", Json::array({{{"code", "read"}}, {{"code", "search-type"}}})},
+      {"searchParam", std::move(params)},
+      {"operation",
+       Json::array({{{"name", "verify"},
+                     {"definition", "urn:kasama:OperationDefinition:AuditEvent-verify"},
+                     {"documentation", "Walks the hash chain; result, checked, firstBrokenId and problem (R-31)"}}})}};
 }
 
 std::string build(const std::string& base_url, const Config& config) {

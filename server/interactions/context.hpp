@@ -29,7 +29,7 @@ struct Services {
   storage::ConnectionPool& pool;
   storage::ResourceCache& cache;
   storage::ResourceStore store;
-  auth::AuthService* auth;  // bearer tokens of FHIR requests; null only where no request comes from outside
+  auth::AuthService* auth;   // bearer tokens of FHIR requests; null only where no request comes from outside
   audit::AuditTrail* audit;  // the audit trail; null where nothing is audited (CLI tools)
 };
 

@@ -71,7 +71,7 @@ struct RestRequest {
   // Who is asking: set by FhirService::handle from the bearer token (or the server itself),
   // shared by a Bundle's entries.
   std::shared_ptr<const auth::Principal> principal;
-  bool authorized = false;  // a transaction entry checked already (its route unchanged by the check)
+  bool authorized = false;      // a transaction entry checked already (its route unchanged by the check)
   AuditNotes* audit = nullptr;  // null for the server's own requests (demo data), which are not audited
 
   const std::string* header(std::string_view lower_name) const;

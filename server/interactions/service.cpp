@@ -108,7 +108,8 @@ RestResponse in_transaction(Services& svc, bool transaction_bundle, const std::f
 }
 
 RestResponse FhirService::run_write(const RestRequest& req, const Route& r) {
-  return in_transaction(svc_, false, [&](Context& ctx) { return dispatch(ctx, req, r); }, &req);
+  return in_transaction(
+      svc_, false, [&](Context& ctx) { return dispatch(ctx, req, r); }, &req);
 }
 
 RestResponse FhirService::run_read(const RestRequest& req, const Route& r) {

@@ -112,11 +112,27 @@ std::uint64_t AuditStore::insert(Connection& c, const AuditRow& r) {
       "INSERT INTO audit_event (tenant_id, recorded, request_id, interaction, action, method, path, status, outcome, "
       "denied, account_id, role, institution_id, fhir_user, client_id, terminal_id, peer, patient_context, patients, "
       "entities, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-      {std::int64_t{tenant_}, r.recorded, std::string_view(r.request_id), std::string_view(r.interaction),
-       std::string_view(r.action), std::string_view(r.method), std::string_view(r.path), std::int64_t{r.status},
-       std::int64_t{r.outcome}, std::int64_t{r.denied ? 1 : 0}, opt(r.account_id), opt(r.role),
-       opt(r.institution_id), opt(r.fhir_user), opt(r.client_id), opt(r.terminal_id), opt(r.peer),
-       opt(r.patient_context), std::string_view(r.patients), std::string_view(r.entities), opt(r.detail)});
+      {std::int64_t{tenant_},
+       r.recorded,
+       std::string_view(r.request_id),
+       std::string_view(r.interaction),
+       std::string_view(r.action),
+       std::string_view(r.method),
+       std::string_view(r.path),
+       std::int64_t{r.status},
+       std::int64_t{r.outcome},
+       std::int64_t{r.denied ? 1 : 0},
+       opt(r.account_id),
+       opt(r.role),
+       opt(r.institution_id),
+       opt(r.fhir_user),
+       opt(r.client_id),
+       opt(r.terminal_id),
+       opt(r.peer),
+       opt(r.patient_context),
+       std::string_view(r.patients),
+       std::string_view(r.entities),
+       opt(r.detail)});
   return rs.insert_id;
 }
 
@@ -162,7 +178,8 @@ std::vector<AuditRow> AuditStore::by_ids(Connection& c, const std::vector<std::u
     if (!in.empty()) in += ',';
     in += std::to_string(id);
   }
-  return rows_of(c.execute_text(std::string("SELECT ") + kCols + " FROM audit_event WHERE id IN (" + in + ") ORDER BY id"));
+  return rows_of(
+      c.execute_text(std::string("SELECT ") + kCols + " FROM audit_event WHERE id IN (" + in + ") ORDER BY id"));
 }
 
 std::uint64_t AuditStore::max_id(Connection& c) {
@@ -171,8 +188,8 @@ std::uint64_t AuditStore::max_id(Connection& c) {
 }
 
 std::vector<AuditRow> AuditStore::range(Connection& c, std::uint64_t after, std::uint64_t upto, std::size_t limit) {
-  return rows_of(c.query(std::string("SELECT ") + kCols + " FROM audit_event WHERE id > ? AND id <= ? ORDER BY id LIMIT " +
-                             std::to_string(limit),
+  return rows_of(c.query(std::string("SELECT ") + kCols +
+                             " FROM audit_event WHERE id > ? AND id <= ? ORDER BY id LIMIT " + std::to_string(limit),
                          {after, upto}));
 }
 
@@ -243,22 +260,23 @@ std::optional<SealRow> AuditStore::last_seal(Connection& c) {
 }
 
 void AuditStore::insert_seal(Connection& c, const SealRow& s) {
-  c.query("INSERT INTO audit_seal (last_id, tenant_id, first_id, prev_id, events, digests, hash, sealed_at) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-          {s.last_id, std::int64_t{tenant_}, s.first_id, s.prev_id, s.events, std::string_view(s.digests),
-           std::string_view(s.hash), s.sealed_at});
+  c.query(
+      "INSERT INTO audit_seal (last_id, tenant_id, first_id, prev_id, events, digests, hash, sealed_at) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      {s.last_id, std::int64_t{tenant_}, s.first_id, s.prev_id, s.events, std::string_view(s.digests),
+       std::string_view(s.hash), s.sealed_at});
 }
 
 std::vector<SealRow> AuditStore::seals(Connection& c, std::uint64_t after, std::size_t limit) {
-  return seal_rows(c.query(std::string("SELECT ") + kSealCols + " FROM audit_seal WHERE last_id > ? ORDER BY last_id LIMIT " +
-                               std::to_string(limit),
+  return seal_rows(c.query(std::string("SELECT ") + kSealCols +
+                               " FROM audit_seal WHERE last_id > ? ORDER BY last_id LIMIT " + std::to_string(limit),
                            {after}));
 }
 
 std::uint64_t AuditStore::purge(Connection& c, std::int64_t before) {
   // The last block whose every event is older than the cut-off.
-  auto young = c.query("SELECT MIN(id) FROM audit_event WHERE tenant_id = ? AND recorded >= ?",
-                       {std::int64_t{tenant_}, before});
+  auto young =
+      c.query("SELECT MIN(id) FROM audit_event WHERE tenant_id = ? AND recorded >= ?", {std::int64_t{tenant_}, before});
   const std::uint64_t first_young = young.is_null(0, 0) ? UINT64_MAX : static_cast<std::uint64_t>(young.integer(0, 0));
   auto block = c.query("SELECT COALESCE(MAX(last_id), 0) FROM audit_seal WHERE tenant_id = ? AND last_id < ?",
                        {std::int64_t{tenant_}, first_young});

@@ -33,10 +33,10 @@ struct SealRow {
 
 // What an auditor may ask for (AuditEvent search parameters, already parsed).
 struct AuditQuery {
-  std::optional<std::int64_t> from, to;  // recorded >= from, < to (ms)
-  std::vector<std::string> accounts;     // agent (account ids), any of
-  std::string patient;                   // touched this Patient id
-  std::string entity;                    // touched this Type/id
+  std::optional<std::int64_t> from, to;   // recorded >= from, < to (ms)
+  std::vector<std::string> accounts;      // agent (account ids), any of
+  std::string patient;                    // touched this Patient id
+  std::string entity;                     // touched this Type/id
   std::vector<std::string> interactions;  // subtype, any of
   std::vector<std::string> actions;       // action, any of
   std::vector<int> outcomes;              // outcome, any of

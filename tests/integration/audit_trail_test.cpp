@@ -18,6 +18,7 @@
 #include "server/audit/trail.hpp"
 #include "server/storage/db.hpp"
 #include "server/storage/migrations.hpp"
+#include "tests/integration/test_database.hpp"
 
 using namespace kasama;
 using storage::Connection;
@@ -25,32 +26,8 @@ using storage::DbTarget;
 
 namespace {
 
-DbTarget admin(const std::string& db = "") {
-  const char* d = std::getenv("KASAMA_TEST_DATA_DIR");
-  DbTarget t;
-  t.socket = std::string(d ? d : "") + "/mariadb/mysqld.sock";
-  t.user = "root";
-  t.database = db;
-  return t;
-}
-
-struct Database {
-  std::string name = "kasama_audit_it_" + std::to_string(getpid());
-  Database() {
-    mysql_library_init(0, nullptr, nullptr);
-    Connection root(admin());
-    root.execute_text("DROP DATABASE IF EXISTS " + name);
-    root.execute_text("CREATE DATABASE " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin");
-    Connection c(admin(name));
-    storage::apply_migrations(c);
-  }
-  ~Database() {
-    try {
-      Connection root(admin());
-      root.execute_text("DROP DATABASE IF EXISTS " + name);
-    } catch (...) {
-    }
-  }
+struct Database : testing::Database {
+  Database() : testing::Database("kasama_audit_it_") {}
 };
 
 std::string journal_dir(const std::string& name) {
@@ -79,7 +56,7 @@ storage::AuditRow row(const std::string& request_id) {
 
 BOOST_AUTO_TEST_CASE(concurrent_appends_and_transactions_are_all_sealed_once_in_order) {
   Database db;
-  const DbTarget target = admin(db.name);
+  const DbTarget target = db.target();
   const std::string journal = journal_dir(db.name);
   audit::AuditTrail trail(target, 1, true, journal);
   trail.start();
@@ -124,7 +101,7 @@ BOOST_AUTO_TEST_CASE(concurrent_appends_and_transactions_are_all_sealed_once_in_
   BOOST_TEST(rolled_back.load() == 80);
   BOOST_TEST(events.integer(0, 1) > committed.load());  // rolled-back transactions left gaps
   const auto sealed = c.execute_text("SELECT SUM(events), COUNT(*) FROM audit_seal");
-  BOOST_TEST(sealed.integer(0, 0) == committed.load());  // each committed event in exactly one block
+  BOOST_TEST(sealed.integer(0, 0) == committed.load());      // each committed event in exactly one block
   BOOST_TEST(sealed.integer(0, 1) < committed.load() / 10);  // blocks, not a seal per event
   auto v = audit::verify_chain(c, 1);
   BOOST_TEST(v.ok, v.problem);
@@ -156,9 +133,10 @@ BOOST_AUTO_TEST_CASE(concurrent_appends_and_transactions_are_all_sealed_once_in_
       "SELECT MIN(a.id + 1) FROM audit_event a LEFT JOIN audit_event b ON b.id = a.id + 1 WHERE b.id IS NULL AND "
       "a.id < (SELECT MAX(id) FROM audit_event)");
   const auto gap_id = gap.integer(0, 0);
-  c.execute_text("INSERT INTO audit_event (id, tenant_id, recorded, request_id, interaction, action, method, path, status, "
-                 "outcome, denied, patients, entities) VALUES (" +
-                 std::to_string(gap_id) + ", 1, 0, 'forged', 'read', 'R', 'GET', 'x', 200, 0, 0, '', '')");
+  c.execute_text(
+      "INSERT INTO audit_event (id, tenant_id, recorded, request_id, interaction, action, method, path, status, "
+      "outcome, denied, patients, entities) VALUES (" +
+      std::to_string(gap_id) + ", 1, 0, 'forged', 'read', 'R', 'GET', 'x', 200, 0, 0, '', '')");
   v = audit::verify_chain(c, 1);
   BOOST_TEST(!v.ok);
   BOOST_TEST(v.first_broken == static_cast<std::uint64_t>(gap_id));
@@ -166,7 +144,7 @@ BOOST_AUTO_TEST_CASE(concurrent_appends_and_transactions_are_all_sealed_once_in_
 
 BOOST_AUTO_TEST_CASE(retention_purge_keeps_an_anchor_and_the_rest_verifies) {
   Database db;
-  const DbTarget target = admin(db.name);
+  const DbTarget target = db.target();
   audit::AuditTrail trail(target, 1, true, journal_dir(db.name + "-p"));
   trail.start();
   // 20 old records sealed as one block, then 30 of now: only whole blocks are purged.

@@ -19,42 +19,17 @@
 #include "server/storage/db.hpp"
 #include "server/storage/migrations.hpp"
 #include "server/storage/resource_store.hpp"
+#include "tests/integration/test_database.hpp"
 
 using namespace kasama::storage;
 
 namespace {
 
-std::string data_dir() {
-  const char* d = std::getenv("KASAMA_TEST_DATA_DIR");
-  return d ? d : "";
-}
+using kasama::testing::admin;
+using kasama::testing::data_dir;
 
-DbTarget admin(const std::string& db = "") {
-  DbTarget t;
-  t.socket = data_dir() + "/mariadb/mysqld.sock";
-  t.user = "root";
-  t.database = db;
-  return t;
-}
-
-struct Database {
-  std::string name = "kasama_it_" + std::to_string(getpid());
-  Database() {
-    mysql_library_init(0, nullptr, nullptr);
-    Connection root(admin());
-    root.execute_text("DROP DATABASE IF EXISTS " + name);
-    root.execute_text("CREATE DATABASE " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin");
-    Connection c(admin(name));
-    apply_migrations(c);
-  }
-  ~Database() {
-    try {
-      Connection root(admin());
-      root.execute_text("DROP DATABASE IF EXISTS " + name);
-    } catch (...) {
-    }
-  }
-  DbTarget target() const { return admin(name); }
+struct Database : kasama::testing::Database {
+  Database() : kasama::testing::Database("kasama_it_") {}
 };
 
 Database& db() {
