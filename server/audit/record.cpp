@@ -43,6 +43,12 @@ std::string_view string_value(std::string_view s, std::size_t pos) {
   return s.substr(start, pos - start);
 }
 
+// Letters only, starting upper case, at most 64: what a resource type name can be (a body may
+// name anything; only such names reach the record's ASCII columns).
+bool resource_type_name(std::string_view t) {
+  return !t.empty() && t.size() <= 64 && t[0] >= 'A' && t[0] <= 'Z' && std::all_of(t.begin(), t.end(), type_char);
+}
+
 // "…/Type/id[/_history/v]" or "Type/id" → (Type, id); empty when it is not such a reference.
 std::pair<std::string_view, std::string_view> type_and_id(std::string_view ref) {
   if (const auto h = ref.find("/_history/"); h != std::string_view::npos) ref = ref.substr(0, h);
@@ -79,6 +85,7 @@ std::string canonical(const AuditRow& r) {
   std::string out;
   out.reserve(256 + r.path.size() + r.patients.size() + r.entities.size() + r.detail.size());
   field(out, std::to_string(r.id));
+  field(out, std::to_string(r.tenant));
   field(out, std::to_string(r.recorded));
   field(out, r.request_id);
   field(out, r.interaction);
@@ -134,37 +141,38 @@ bool to_number(const std::string& s, std::int64_t& out) {
 std::optional<AuditRow> decode_canonical(std::string_view in) {
   AuditRow r;
   std::size_t pos = 0;
-  std::string f[21];
+  std::string f[22];
   for (auto& x : f) {
     if (!next_field(in, pos, x)) return std::nullopt;
   }
   if (pos != in.size()) return std::nullopt;
-  std::int64_t id = 0, recorded = 0, status = 0, outcome = 0;
-  if (!to_number(f[0], id) || !to_number(f[1], recorded) || !to_number(f[7], status) || !to_number(f[8], outcome) ||
-      (f[9] != "0" && f[9] != "1")) {
+  std::int64_t id = 0, tenant = 0, recorded = 0, status = 0, outcome = 0;
+  if (!to_number(f[0], id) || !to_number(f[1], tenant) || tenant > 65535 || !to_number(f[2], recorded) ||
+      !to_number(f[8], status) || !to_number(f[9], outcome) || (f[10] != "0" && f[10] != "1")) {
     return std::nullopt;
   }
+  r.tenant = static_cast<unsigned>(tenant);
   r.id = static_cast<std::uint64_t>(id);
   r.recorded = recorded;
-  r.request_id = std::move(f[2]);
-  r.interaction = std::move(f[3]);
-  r.action = std::move(f[4]);
-  r.method = std::move(f[5]);
-  r.path = std::move(f[6]);
+  r.request_id = std::move(f[3]);
+  r.interaction = std::move(f[4]);
+  r.action = std::move(f[5]);
+  r.method = std::move(f[6]);
+  r.path = std::move(f[7]);
   r.status = static_cast<int>(status);
   r.outcome = static_cast<int>(outcome);
-  r.denied = f[9] == "1";
-  r.account_id = std::move(f[10]);
-  r.role = std::move(f[11]);
-  r.institution_id = std::move(f[12]);
-  r.fhir_user = std::move(f[13]);
-  r.client_id = std::move(f[14]);
-  r.terminal_id = std::move(f[15]);
-  r.peer = std::move(f[16]);
-  r.patient_context = std::move(f[17]);
-  r.patients = std::move(f[18]);
-  r.entities = std::move(f[19]);
-  r.detail = std::move(f[20]);
+  r.denied = f[10] == "1";
+  r.account_id = std::move(f[11]);
+  r.role = std::move(f[12]);
+  r.institution_id = std::move(f[13]);
+  r.fhir_user = std::move(f[14]);
+  r.client_id = std::move(f[15]);
+  r.terminal_id = std::move(f[16]);
+  r.peer = std::move(f[17]);
+  r.patient_context = std::move(f[18]);
+  r.patients = std::move(f[19]);
+  r.entities = std::move(f[20]);
+  r.detail = std::move(f[21]);
   return r;
 }
 
@@ -174,8 +182,9 @@ std::string digest_entry(const AuditRow& row) {
   return std::string(id, 16) + storage::sha256_hex(canonical(row));
 }
 
-std::string block_hash(const std::string& prev_hash_hex, const std::string& digests) {
-  return storage::sha256_hex(prev_hash_hex + digests);
+std::string block_hash(const std::string& prev_hash_hex, const storage::SealRow& s) {
+  return storage::sha256_hex(prev_hash_hex + std::to_string(s.first_id) + ":" + std::to_string(s.last_id) + ":" +
+                             std::to_string(s.prev_id) + ":" + std::to_string(s.events) + ":" + s.digests);
 }
 
 void Touched::entity(std::string_view type, std::string_view id, bool touched) {
@@ -232,10 +241,12 @@ void scan_body(std::string_view s, Touched& out) {
   while (pos != std::string_view::npos) {
     const std::string_view type = string_value(s, pos + kRt.size());
     const std::size_t next = s.find(kRt, pos + kRt.size());
-    const std::size_t idk = s.find("\"id\"", pos);
-    if (!type.empty() && type != "Bundle" && type != "OperationOutcome" && type != "Parameters" &&
-        idk != std::string_view::npos && idk < next) {
-      const std::string_view id = string_value(s, idk + 4);
+    // Only up to the next resourceType: a body of many id-less resources stays linear.
+    const std::string_view span = s.substr(pos, next == std::string_view::npos ? std::string_view::npos : next - pos);
+    const std::size_t idk = span.find("\"id\"");
+    if (resource_type_name(type) && type != "Bundle" && type != "OperationOutcome" && type != "Parameters" &&
+        idk != std::string_view::npos) {
+      const std::string_view id = string_value(span, idk + 4);
       if (!id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), id_char)) out.entity(type, id);
     }
     pos = next;
@@ -298,8 +309,18 @@ Json to_audit_event(const AuditRow& r) {
       {"profile", Json::array({"https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.Read"})}};
   // BALP's profile for reads; other interactions are the same shape with their own action.
   if (r.action != "R") ev["meta"].erase("profile");
-  ev["type"] = coding("http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", "RESTful Operation");
-  ev["subtype"] = Json::array({coding("http://hl7.org/fhir/restful-interaction", r.interaction)});
+  if (r.interaction == "auth") {
+    ev["type"] = coding("http://dicom.nema.org/resources/ontology/DCM", "110114", "User Authentication");
+    ev["subtype"] = Json::array({coding("urn:kasama:audit-subtype", "auth")});
+  } else if (r.interaction == "admin") {
+    ev["type"] = coding("http://dicom.nema.org/resources/ontology/DCM", "110100", "Application Activity");
+    ev["subtype"] = Json::array({coding("urn:kasama:audit-subtype", "admin")});
+  } else {
+    ev["type"] = coding("http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", "RESTful Operation");
+    if (r.interaction != "unknown") {
+      ev["subtype"] = Json::array({coding("http://hl7.org/fhir/restful-interaction", r.interaction)});
+    }
+  }
   ev["action"] = r.action;
   ev["recorded"] = resources::format_instant(r.recorded);
   ev["outcome"] = std::to_string(r.outcome);

@@ -25,7 +25,8 @@ std::string digest_entry(const AuditRow& row);
 constexpr std::size_t kDigestEntry = 80;
 // A block's hash: hex SHA-256(previous block's hash || its digest list); the first block's
 // previous hash is 64 zeros.
-std::string block_hash(const std::string& prev_hash_hex, const std::string& digests);
+// It covers the block's first, last and previous ids and its count as well.
+std::string block_hash(const std::string& prev_hash_hex, const storage::SealRow& seal);
 extern const std::string kGenesis;
 
 // The record as an R4 AuditEvent (IHE BALP: type rest, subtype the interaction).

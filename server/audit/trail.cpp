@@ -1,6 +1,7 @@
 #include "server/audit/trail.hpp"
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -54,6 +55,19 @@ class EventCursor {
 }  // namespace
 
 VerifyResult verify_chain(storage::Connection& c, unsigned tenant) {
+  // One consistent snapshot of events and seals: seals added while the walk runs would list
+  // events its earlier pages did not see.
+  c.execute_text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
+  c.execute_text("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY");
+  struct End {
+    storage::Connection& c;
+    ~End() {
+      try {
+        c.execute_text("COMMIT");
+      } catch (...) {
+      }
+    }
+  } end{c};
   storage::AuditStore store(tenant);
   VerifyResult v;
   std::uint64_t prev_last = 0;
@@ -92,15 +106,27 @@ VerifyResult verify_chain(storage::Connection& c, unsigned tenant) {
                               std::to_string(s.prev_id) + " as its predecessor, not " + std::to_string(prev_last) +
                               ")");
       }
-      if (block_hash(prev_hash, s.digests) != s.hash || s.digests.size() != s.events * kDigestEntry || s.events == 0) {
+      const auto changed_seal = [&] {
         return broken(s.first_id, "the seal of events " + std::to_string(s.first_id) + "…" + std::to_string(s.last_id) +
-                                      " was changed (its hash does not hold)");
+                                      " was changed (its hash or its list of events does not hold)");
+      };
+      if (block_hash(prev_hash, s) != s.hash || s.digests.size() != s.events * kDigestEntry || s.events == 0) {
+        return changed_seal();
       }
+      const std::uint64_t block_prev = prev_last;
       for (std::size_t k = 0; k < s.events; ++k) {
         const std::string_view entry = std::string_view(s.digests).substr(k * kDigestEntry, kDigestEntry);
         std::uint64_t id = 0;
-        for (char ch : entry.substr(0, 16))
-          id = id * 16 + static_cast<std::uint64_t>(ch <= '9' ? ch - '0' : ch - 'a' + 10);
+        for (char ch : entry.substr(0, 16)) {
+          const int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+          if (d < 0) return changed_seal();
+          id = id * 16 + static_cast<std::uint64_t>(d);
+        }
+        // Listed ids rise strictly from the previous block's last, from first_id to last_id.
+        if (id <= prev_last || (k == 0 && id != s.first_id) || (k + 1 == s.events && id != s.last_id) ||
+            id <= block_prev) {
+          return changed_seal();
+        }
         // Events between the previous one sealed and this one are outside the chain.
         while (const storage::AuditRow* e = events.peek()) {
           if (e->id >= id) break;
@@ -190,11 +216,14 @@ std::uint64_t file_size(const std::string& path) {
 
 }  // namespace
 
-void AuditTrail::open_journal() {
+void AuditTrail::open_journal(storage::Connection& c) {
   std::filesystem::create_directories(dir_);
+  // Every run writes a file of its own, numbered past every file on disk and every file a
+  // load ever reached (a cleanly stopped run removes its file, and the number must not come
+  // back: the loaded positions of the old file would apply to the new one).
   const auto files = journal_files(dir_);
-  // Every run writes a file of its own; earlier ones are only read.
-  file_no_ = files.empty() ? 1 : files.back() + 1;
+  const std::uint64_t on_disk = files.empty() ? 0 : files.back();
+  file_no_ = std::max(on_disk, store_.loaded_position(c).first) + 1;
   fd_ = ::open(journal_path(dir_, file_no_).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd_ < 0) throw std::runtime_error("cannot create the audit journal in " + dir_ + ": " + std::strerror(errno));
   // The new file's name must survive a power loss too.
@@ -206,16 +235,19 @@ void AuditTrail::open_journal() {
   written_ = 0;
   reserved_ = 0;
   synced_ = 0;
+  loaded_ = 0;
+  failed_ = false;
 }
 
 void AuditTrail::start() {
   if (!enabled_ || started_) return;
   {
     storage::Connection c(target_);
-    const auto mode = c.execute_text("SELECT @@innodb_autoinc_lock_mode");
-    consecutive_ids_ = !mode.empty() && mode.integer(0, 0) <= 1;
+    // The loader's digests may stand for ids only when a multi-row INSERT gets consecutive ids.
+    const auto mode = c.execute_text("SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment");
+    consecutive_ids_ = !mode.empty() && mode.integer(0, 0) <= 1 && mode.integer(0, 1) == 1;
+    open_journal(c);
   }
-  open_journal();
   // What an earlier run appended but did not load (a crash) goes in before anything new.
   load_everything_before(file_no_);
   stopping_ = false;
@@ -228,7 +260,7 @@ void AuditTrail::start() {
 void AuditTrail::stop() {
   if (!started_) return;
   {
-    std::lock_guard lock(write_mu_);  // no append is half done
+    std::lock_guard lock(write_mu_);  // no new append; the HTTP server has drained its requests
     stopping_ = true;
   }
   {
@@ -254,9 +286,9 @@ void AuditTrail::stop() {
     ::close(fd_);
     fd_ = -1;
   }
-  // Fully loaded: the file is no longer needed.
+  // Fully loaded: the file is no longer needed (its number stays taken in audit_loaded).
   std::lock_guard lock(load_mu_);
-  if (load_error_.empty() && loaded_ == written_.load()) std::filesystem::remove(journal_path(dir_, file_no_));
+  if (loaded_ == written_.load() && written_.load() == reserved_) std::filesystem::remove(journal_path(dir_, file_no_));
   started_ = false;
 }
 
@@ -268,7 +300,9 @@ AuditTrail::Slot AuditTrail::reserve() {
 }
 
 std::uint64_t AuditTrail::insert(Slot& slot, storage::Connection& c, const storage::AuditRow& row) {
-  const std::uint64_t id = store_.insert(c, row);
+  storage::AuditRow r = row;
+  r.tenant = store_.tenant();
+  const std::uint64_t id = store_.insert(c, r);
   if (slot && id > 0) {
     std::lock_guard lock(seal_mu_);
     auto it = slots_.find(slot.token_);
@@ -277,12 +311,21 @@ std::uint64_t AuditTrail::insert(Slot& slot, storage::Connection& c, const stora
   return id;
 }
 
+void AuditTrail::fail(const std::string& why) {
+  if (!failed_.exchange(true))
+    server::log_error("audit: the journal failed, requests are refused until a restart: " + why);
+  synced_.notify_all();
+}
+
 void AuditTrail::append(const storage::AuditRow& row) {
   if (!enabled_) return;
+  if (failed_) throw std::runtime_error("the audit journal failed earlier (see the server log)");
   storage::AuditRow r = row;
   r.id = 0;
+  r.tenant = store_.tenant();
   if (!r.recorded) r.recorded = now_ms();
   const std::string payload = canonical(r);
+  if (payload.size() > kMaxEntry) throw std::runtime_error("audit record too large");
   char head[10];
   std::snprintf(head, sizeof head, "%08zx ", payload.size());
   std::string entry;
@@ -305,7 +348,7 @@ void AuditTrail::append(const storage::AuditRow& row) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       failure = n < 0 ? errno : EIO;
-      break;  // the loader skips the zeros this leaves
+      break;
     }
     done += static_cast<std::size_t>(n);
   }
@@ -315,7 +358,12 @@ void AuditTrail::append(const storage::AuditRow& row) {
     written_.store(in_flight_.empty() ? reserved_ : *std::min_element(in_flight_.begin(), in_flight_.end()),
                    std::memory_order_release);
   }
-  if (failure) throw std::runtime_error(std::string("audit journal write failed: ") + std::strerror(failure));
+  if (failure) {
+    // Half an entry may be on disk: nothing after it is trusted to be whole (the loader
+    // resynchronizes at the next valid entry after a restart).
+    fail(std::string("write: ") + std::strerror(failure));
+    throw std::runtime_error(std::string("audit journal write failed: ") + std::strerror(failure));
+  }
   const std::uint64_t end = at + entry.size();
   if (!sync_) return;
   // Group commit: one fdatasync covers every entry written before it started.
@@ -325,7 +373,10 @@ void AuditTrail::append(const storage::AuditRow& row) {
     std::lock_guard lock(sync_mu_);
     sync_cv_.notify_one();
   }
-  while ((seen = synced_.load(std::memory_order_acquire)) < end) synced_.wait(seen, std::memory_order_acquire);
+  while ((seen = synced_.load(std::memory_order_acquire)) < end) {
+    if (failed_) throw std::runtime_error("the audit journal could not be synced (see the server log)");
+    synced_.wait(seen, std::memory_order_acquire);
+  }
 }
 
 void AuditTrail::sync_loop() {
@@ -337,7 +388,12 @@ void AuditTrail::sync_loop() {
     sync_wanted_ = false;
     const std::uint64_t target = written_.load(std::memory_order_acquire);
     if (target > synced_.load()) {
-      if (::fdatasync(fd_) != 0) server::log_error(std::string("audit: fdatasync failed: ") + std::strerror(errno));
+      if (::fdatasync(fd_) != 0) {
+        // Not durable: nobody waiting may be answered (and a later fdatasync cannot be trusted
+        // to have written what this one failed to).
+        fail(std::string("fdatasync: ") + std::strerror(errno));
+        return;
+      }
       synced_.store(target, std::memory_order_release);
       synced_.notify_all();
     }
@@ -350,10 +406,9 @@ void AuditTrail::flush() {
   const std::uint64_t target = written_.load(std::memory_order_acquire);
   std::unique_lock lock(load_mu_);
   load_cv_.notify_all();  // wake the loader now rather than at its next tick
-  if (!loaded_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return loaded_ >= target || !load_error_.empty(); })) {
-    throw std::runtime_error("the audit journal is not being loaded (30 s)");
+  if (!loaded_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return loaded_ >= target; })) {
+    throw std::runtime_error("the audit journal is not being loaded (30 s): " + load_error_);
   }
-  if (loaded_ < target) throw std::runtime_error("audit journal: " + load_error_);
 }
 
 void AuditTrail::load_rows(storage::Connection& c, std::vector<storage::AuditRow>& rows, std::uint64_t file_no,
@@ -362,17 +417,56 @@ void AuditTrail::load_rows(storage::Connection& c, std::vector<storage::AuditRow
   std::vector<const storage::AuditRow*> ptrs;
   ptrs.reserve(rows.size());
   for (const auto& r : rows) ptrs.push_back(&r);
-  c.begin();
   std::uint64_t first = 0;
+  bool one_by_one = false;
+  c.begin();
   try {
     first = store_.insert_batch(c, ptrs);
+  } catch (const storage::DbError& e) {
+    c.rollback();
+    if (e.connection_lost()) throw;
+    one_by_one = true;
+  }
+  if (one_by_one) {
+    // A record MariaDB refuses must not hold up the others: each alone, and one it still
+    // refuses is kept as a placeholder naming the request and the reason.
+    c.begin();
+    for (auto& r : rows) {
+      try {
+        c.execute_text("SAVEPOINT one");
+        store_.insert_batch(c, {&r});
+      } catch (const storage::DbError& e) {
+        if (e.connection_lost()) throw;
+        c.execute_text("ROLLBACK TO SAVEPOINT one");
+        storage::AuditRow placeholder;
+        placeholder.tenant = store_.tenant();
+        placeholder.recorded = r.recorded;
+        placeholder.request_id = r.request_id.substr(0, 64);
+        placeholder.interaction = "unknown";
+        placeholder.action = "E";
+        placeholder.method = "?";
+        placeholder.path = "?";
+        placeholder.status = r.status;
+        placeholder.outcome = r.outcome;
+        placeholder.detail = std::string("the record could not be stored as written: ") + e.what();
+        placeholder.detail = placeholder.detail.substr(0, 900);
+        for (char& ch : placeholder.detail) {
+          if (static_cast<unsigned char>(ch) >= 0x80) ch = '?';
+        }
+        r = placeholder;
+        store_.insert_batch(c, {&r});
+        server::log_error("audit: " + placeholder.detail);
+      }
+    }
+  }
+  try {
     store_.insert_loaded_position(c, file_no, end_offset, now_ms());
     c.commit();
   } catch (...) {
     c.rollback();
     throw;
   }
-  if (!consecutive_ids_ || first == 0) return;
+  if (one_by_one || !consecutive_ids_ || first == 0) return;
   std::lock_guard lock(handed_mu_);
   for (std::size_t i = 0; i < rows.size(); ++i) {
     rows[i].id = first + i;
@@ -384,10 +478,15 @@ std::uint64_t AuditTrail::load_some(storage::Connection& c, std::uint64_t file_n
                                     std::uint64_t limit, bool finished) {
   const std::string path = journal_path(dir_, file_no);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return offset;
+  if (fd < 0) return finished ? limit : offset;
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
   std::string buf;
   constexpr std::uint64_t kChunk = 4 << 20;
   std::uint64_t pos = offset;
+  std::uint64_t skipped = 0;
   while (pos < limit) {
     buf.resize(static_cast<std::size_t>(std::min(kChunk, limit - pos)));
     const ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(pos));
@@ -395,12 +494,17 @@ std::uint64_t AuditTrail::load_some(storage::Connection& c, std::uint64_t file_n
     buf.resize(static_cast<std::size_t>(n));
     std::vector<storage::AuditRow> rows;
     std::size_t at = 0;
-    bool bad = false;
-    while (at + 9 <= buf.size()) {
+    bool need_more = false;
+    while (at < buf.size()) {
       if (buf[at] == '\0') {
-        // A hole: an append that failed (or was cut off by a crash) after taking its place.
-        while (at < buf.size() && buf[at] == '\0') ++at;
+        // A hole: an append cut off by a crash after taking its place.
+        ++at;
+        ++skipped;
         continue;
+      }
+      if (at + 9 > buf.size()) {
+        need_more = true;
+        break;
       }
       std::size_t len = 0;
       bool ok = buf[at + 8] == ' ';
@@ -410,46 +514,52 @@ std::uint64_t AuditTrail::load_some(storage::Connection& c, std::uint64_t file_n
         ok = v >= 0;
         len = len * 16 + static_cast<std::size_t>(v < 0 ? 0 : v);
       }
-      if (!ok || len > (1u << 20)) {
-        bad = true;
+      ok = ok && len <= kMaxEntry;
+      if (ok && at + 9 + len + 1 > buf.size()) {
+        need_more = true;  // the rest is in the next chunk (or not written yet)
         break;
       }
-      if (at + 9 + len + 1 > buf.size()) break;  // the rest is in the next chunk (or not written yet)
-      auto row = buf[at + 9 + len] == '\n' ? decode_canonical(std::string_view(buf).substr(at + 9, len)) : std::nullopt;
+      std::optional<storage::AuditRow> row;
+      if (ok && buf[at + 9 + len] == '\n') row = decode_canonical(std::string_view(buf).substr(at + 9, len));
       if (!row) {
-        bad = true;
-        break;
+        // Not an entry (torn by a crash, or changed): resynchronize at the next one.
+        ++at;
+        ++skipped;
+        continue;
       }
       rows.push_back(std::move(*row));
       at += 9 + len + 1;
       if (rows.size() == 1000) {
-        // Load in transactions of at most 1000 events, each with the position it reaches.
+        // Transactions of at most 1000 events, each with the position it reaches.
         load_rows(c, rows, file_no, pos + at);
         rows.clear();
+        if (!finished) note_loaded(pos + at);
       }
     }
     if (!rows.empty()) load_rows(c, rows, file_no, pos + at);
     pos += at;
-    if (bad) {
-      if (!finished) {
-        ::close(fd);
-        throw std::runtime_error("audit journal " + path + " holds bytes that are no entry at offset " +
-                                 std::to_string(pos));
-      }
-      server::log_error("audit: " + path + ": " + std::to_string(limit - pos) +
-                        " bytes at the end are no complete entry (torn by a power loss, or changed); skipped");
-      pos = limit;
-      break;
-    }
-    if (at == 0) break;  // an incomplete entry: wait for the rest
+    if (!finished) note_loaded(pos);
+    if (need_more && at == 0) break;  // one incomplete entry: wait for the rest
+    if (need_more && buf.size() < kChunk) break;
   }
-  ::close(fd);
   if (finished && pos < limit) {
-    server::log_error("audit: " + path + ": an incomplete entry at the end (" + std::to_string(limit - pos) +
-                      " bytes), skipped");
+    skipped += limit - pos;  // an incomplete entry at the very end
     pos = limit;
   }
+  if (skipped) {
+    server::log_error("audit: " + path + ": " + std::to_string(skipped) +
+                      " bytes were no complete entry (a crash, or a change) and were skipped");
+  }
   return pos;
+}
+
+void AuditTrail::note_loaded(std::uint64_t offset) {
+  {
+    std::lock_guard lock(load_mu_);
+    loaded_ = std::max(loaded_, offset);
+    load_error_.clear();
+  }
+  loaded_cv_.notify_all();
 }
 
 void AuditTrail::load_everything_before(std::uint64_t file_no) {
@@ -457,18 +567,17 @@ void AuditTrail::load_everything_before(std::uint64_t file_no) {
   auto [at_file, at_offset] = store_.loaded_position(c);
   for (std::uint64_t f : journal_files(dir_)) {
     if (f >= file_no) break;
+    const std::string path = journal_path(dir_, f);
     if (f < at_file) {
-      std::filesystem::remove(journal_path(dir_, f));  // loaded before; removal was cut short
+      std::filesystem::remove(path);  // loaded before; the removal was cut short
       continue;
     }
-    const std::string path = journal_path(dir_, f);
     const std::uint64_t from = f == at_file ? at_offset : 0;
     const std::uint64_t end = load_some(c, f, from, file_size(path), true);
-    server::log_info("audit: loaded journal " + path + " (" + std::to_string(end - from) +
-                     " bytes left by an earlier run)");
+    server::log_info("audit: loaded journal " + path + " from offset " + std::to_string(from) +
+                     " (left by an earlier run)");
     c.begin();
     store_.insert_loaded_position(c, f, end, now_ms());
-    store_.insert_loaded_position(c, file_no, 0, now_ms());
     c.commit();
     std::filesystem::remove(path);
   }
@@ -476,12 +585,17 @@ void AuditTrail::load_everything_before(std::uint64_t file_no) {
 
 void AuditTrail::load_loop() {
   std::optional<storage::Connection> conn;
+  std::uint64_t punched = 0;
   for (;;) {
     const bool last = stopping_.load();
     try {
       if (!conn || !conn->healthy()) {
         conn.reset();
         conn.emplace(target_);
+        // A commit may have succeeded although its answer was lost: resume where the
+        // database says.
+        auto [f, offset] = store_.loaded_position(*conn);
+        if (f == file_no_) note_loaded(offset);
       }
       std::uint64_t from;
       {
@@ -489,13 +603,22 @@ void AuditTrail::load_loop() {
         from = loaded_;
       }
       const std::uint64_t upto = written_.load(std::memory_order_acquire);
-      if (upto > from) {
-        const std::uint64_t reached = load_some(*conn, file_no_, from, upto, false);
-        std::lock_guard lock(load_mu_);
-        loaded_ = reached;
-        load_error_.clear();
-      }
+      if (upto > from) load_some(*conn, file_no_, from, upto, false);
       loaded_cv_.notify_all();
+      // What is loaded need not take disk space any more: punch it out (the file's offsets
+      // stay as they are).
+      std::uint64_t loaded;
+      {
+        std::lock_guard lock(load_mu_);
+        loaded = loaded_;
+      }
+      const std::uint64_t edge = loaded & ~std::uint64_t{(1 << 20) - 1};
+      if (edge > punched && fd_ >= 0) {
+        if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(punched),
+                        static_cast<off_t>(edge - punched)) == 0) {
+          punched = edge;
+        }
+      }
     } catch (const std::exception& e) {
       server::log_error(std::string("audit: loading the journal failed (retried): ") + e.what());
       conn.reset();
@@ -570,7 +693,7 @@ void AuditTrail::seal_pass(storage::Connection& c) {
     seal.last_id = ids.back();
     seal.prev_id = head_id_;
     seal.events = ids.size();
-    seal.hash = block_hash(head_hash_, seal.digests);
+    seal.hash = block_hash(head_hash_, seal);
     seal.sealed_at = now_ms();
     store_.insert_seal(c, seal);  // autocommit
     head_id_ = seal.last_id;
@@ -607,6 +730,9 @@ void AuditTrail::seal_loop() {
     } catch (const std::exception& e) {
       server::log_error(std::string("audit: sealing failed (retried): ") + e.what());
       conn.reset();
+      // The seal may have committed even so: read the head again before the next block.
+      std::lock_guard pass(pass_mu_);
+      head_loaded_ = false;
     }
     if (last) return;
   }

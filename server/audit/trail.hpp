@@ -4,9 +4,8 @@
 // appended to a journal file on the server's disk (one pwrite; with the default sync mode
 // the request also waits for an fdatasync that many requests share: group commit) and a
 // loader thread moves the journal into audit_event in large batches, each together with the
-// journal position it reached (audit_loaded), so nothing is loaded twice or skipped across
-// restarts. A sealer thread then extends the SHA-256 hash chain over the committed records
-// in id order.
+// journal position it reached (audit_loaded), so that a restart resumes exactly there. A sealer thread then extends the
+// SHA-256 hash chain over the committed records in id order.
 //
 // Why a journal: waiting for a MariaDB commit per batch put a database round trip (and its
 // context switches) on every read's path; on a 2-core machine that cut read throughput to a
@@ -95,11 +94,15 @@ class AuditTrail {
  private:
   // A request waiting for its record: woken alone (a futex of its own) when its batch is done,
   // not with everyone else who waits (context switches are most of what the trail costs).
-  void open_journal();
+  void open_journal(storage::Connection& c);
+  void fail(const std::string& why);
+  void note_loaded(std::uint64_t offset);            // the loader reached offset in the current file
+  static constexpr std::size_t kMaxEntry = 1 << 20;  // a record's bytes (bounded far below by record.hpp)
   void sync_loop();
   void load_loop();
   // Loads complete entries of file_no from offset (up to limit bytes of the file); returns
-  // the new offset. Torn or foreign bytes at the end of a finished file are skipped (logged).
+  // the new offset. Bytes that are no entry (a hole or a torn entry after a crash, or a
+  // change) are skipped to the next valid entry, and logged.
   void load_rows(storage::Connection& c, std::vector<storage::AuditRow>& rows, std::uint64_t file_no,
                  std::uint64_t end_offset);
   std::uint64_t load_some(storage::Connection& c, std::uint64_t file_no, std::uint64_t offset, std::uint64_t limit,
@@ -124,6 +127,7 @@ class AuditTrail {
   std::atomic<std::uint64_t> written_{0};  // bytes of the current file written without a gap
   std::atomic<std::uint64_t> synced_{0};   // bytes of the current file known to be on disk
   std::atomic<bool> sync_wanted_{false};
+  std::atomic<bool> failed_{false};  // a write or fdatasync failed: no more answers until a restart
   std::mutex sync_mu_;
   std::condition_variable sync_cv_;
 

@@ -257,15 +257,16 @@ bool AuthApi::owns(std::string_view path) {
 }
 
 std::optional<Principal> AuthApi::session(const RestRequest& req, bool cookie_allowed) {
+  std::shared_ptr<const Principal> p;
   if (const std::string* h = req.header("authorization"); h && h->starts_with("Bearer ")) {
-    auto p = auth_.check_token(h->substr(7), "session");
-    return p ? std::optional<Principal>(*p) : std::nullopt;
+    p = auth_.check_token(h->substr(7), "session");
+  } else if (cookie_allowed) {
+    const std::string c = cookie_value(req);
+    if (!c.empty()) p = auth_.check_token(c, "session");
   }
-  if (!cookie_allowed) return std::nullopt;
-  const std::string c = cookie_value(req);
-  if (c.empty()) return std::nullopt;
-  auto p = auth_.check_token(c, "session");
-  return p ? std::optional<Principal>(*p) : std::nullopt;
+  if (!p) return std::nullopt;
+  if (req.audit) req.audit->principal = p;  // the audit record names who
+  return *p;
 }
 
 RestResponse AuthApi::handle(RestRequest& req) {
@@ -344,6 +345,18 @@ RestResponse AuthApi::revoke(const RestRequest& req) {
   return json_response(200, Json::object());
 }
 
+namespace {
+// The ID a login tried, for its audit record: printable ASCII, bounded.
+void note_login_attempt(const RestRequest& req, const std::string& id) {
+  if (!req.audit) return;
+  std::string shown = id.substr(0, 64);
+  for (char& c : shown) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
+  }
+  req.audit->detail = "login id '" + shown + "'";
+}
+}  // namespace
+
 RestResponse AuthApi::login(const RestRequest& req) {
   const std::string* ct = req.header("content-type");
   const bool json = ct && ct->find("json") != std::string::npos;
@@ -353,7 +366,9 @@ RestResponse AuthApi::login(const RestRequest& req) {
   }
   if (json) {
     const Json b = body_json(req);
+    note_login_attempt(req, jstr(b, "id"));
     auto r = auth_.login(jstr(b, "id"), jstr(b, "password"), jstr(b, "totp"), req.peer);
+    if (req.audit) req.audit->principal = std::make_shared<const Principal>(r.principal);
     return json_response(200, Json{{"session_token", r.session_token},
                                    {"account", r.principal.account_id},
                                    {"role", r.principal.role},
@@ -369,8 +384,10 @@ RestResponse AuthApi::login(const RestRequest& req) {
     return login_page(
         next, "ページの有効期限が切れました。もう一度ログインしてください / the page expired: log in again", 403);
   }
+  note_login_attempt(req, form["id"]);
   try {
     auto r = auth_.login(form["id"], form["password"], form["totp"], req.peer);
+    if (req.audit) req.audit->principal = std::make_shared<const Principal>(r.principal);
     RestResponse resp = redirect(next, 303);
     resp.headers.emplace_back(
         "Set-Cookie", session_cookie(r.session_token, static_cast<int>(auth_.settings().session_lifetime.count())));

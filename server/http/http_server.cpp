@@ -437,6 +437,10 @@ class Connection final : public Poco::Net::TCPServerConnection {
       } else if (raw_path == "/health" || raw_path == "/fhir/health") {
         resp = health_response();
       } else if (hub_.api && AuthApi::owns(raw_path)) {
+        // Logins, tokens and account administration are accesses too.
+        fhir = true;
+        notes.interaction = raw_path.starts_with("/admin") ? "admin" : "auth";
+        req.audit = &notes;
         req.method = http.method;
         split_url(std::string_view(uri).substr(1), req.segments, req.params);
         req.headers = std::move(http.fields);

@@ -62,6 +62,8 @@ const char* interaction_code(Kind k) {
 
 std::string path_and_query(const RestRequest& req) {
   std::string out = req.path();
+  // A registration certificate's one-time token is a secret: not in the trail.
+  if (out.rfind("admin/certificates/", 0) == 0) out = "admin/certificates/…";
   for (std::size_t i = 0; i < req.params.size(); ++i) {
     out += i ? '&' : '?';
     out += req.params[i].first;
@@ -109,7 +111,9 @@ storage::AuditRow audit_row(const RestRequest& req, const RestResponse& resp) {
   row.denied = (notes && notes->denied) || resp.status == 401 || resp.status == 403;
   // Diagnostics may quote what the client sent: made valid UTF-8 before MariaDB sees it.
   if (notes) row.detail = std::string(resources::utf8_prefix(resources::sanitize_utf8(notes->detail), 1000));
-  if (const auth::Principal* p = req.principal.get()) {
+  const auth::Principal* p = req.principal.get();
+  if (!p && notes) p = notes->principal.get();
+  if (p) {
     row.account_id = ascii(p->account_id, 64);
     row.role = ascii(p->role, 16);
     row.institution_id = ascii(p->institution_id, 64);

@@ -402,6 +402,11 @@ RestResponse run_batch(FhirService& service, const RestRequest& req, const std::
                                "Internal error processing " + where(e) + " (request " + req.request_id + ")");
       resp.body_is_outcome = true;
     }
+    // A refused entry is a denial of the batch as a whole too.
+    if (req.audit && entry_notes.denied) {
+      req.audit->denied = true;
+      if (req.audit->detail.empty()) req.audit->detail = "entry " + where(e) + ": " + entry_notes.detail;
+    }
     add_response(b, resp, e.method, pref, req.base_url);
   }
   RestResponse out;

@@ -50,10 +50,13 @@ class FhirError : public std::runtime_error {
 // What a request's audit record says beyond the request and its response, gathered
 // on the way: set up by the http layer for every FHIR request, shared by a Bundle's entries.
 struct AuditNotes {
-  std::string interaction;  // restful-interaction code; empty until the request was routed
+  std::string interaction;  // restful-interaction code ("auth", "admin" for those endpoints); empty until routed
   bool denied = false;      // refused by authentication or access control (also a 404 that hides)
   bool written = false;     // already committed with the write's own transaction
   std::string detail;       // why it was refused or failed
+  // Who, when the request did not come with an access token: the session of the account pages
+  // and API, or the account that just logged in.
+  std::shared_ptr<const auth::Principal> principal;
 };
 
 struct RestRequest {

@@ -5,7 +5,8 @@ namespace kasama::storage {
 namespace {
 
 constexpr const char* kCols =
-    "id, recorded, request_id, interaction, action, method, path, status, outcome, denied, account_id, role, "
+    "id, tenant_id, recorded, request_id, interaction, action, method, path, status, outcome, denied, account_id, "
+    "role, "
     "institution_id, fhir_user, client_id, terminal_id, peer, patient_context, patients, entities, detail";
 
 Param opt(const std::string& s) {
@@ -15,26 +16,27 @@ Param opt(const std::string& s) {
 AuditRow row_at(ResultSet& rs, std::size_t r) {
   AuditRow a;
   a.id = static_cast<std::uint64_t>(rs.integer(r, 0));
-  a.recorded = rs.integer(r, 1);
-  a.request_id = rs.take(r, 2);
-  a.interaction = rs.take(r, 3);
-  a.action = rs.take(r, 4);
-  a.method = rs.take(r, 5);
-  a.path = rs.take(r, 6);
-  a.status = static_cast<int>(rs.integer(r, 7));
-  a.outcome = static_cast<int>(rs.integer(r, 8));
-  a.denied = rs.integer(r, 9) != 0;
-  a.account_id = rs.take(r, 10);
-  a.role = rs.take(r, 11);
-  a.institution_id = rs.take(r, 12);
-  a.fhir_user = rs.take(r, 13);
-  a.client_id = rs.take(r, 14);
-  a.terminal_id = rs.take(r, 15);
-  a.peer = rs.take(r, 16);
-  a.patient_context = rs.take(r, 17);
-  a.patients = rs.take(r, 18);
-  a.entities = rs.take(r, 19);
-  a.detail = rs.take(r, 20);
+  a.tenant = static_cast<unsigned>(rs.integer(r, 1));
+  a.recorded = rs.integer(r, 2);
+  a.request_id = rs.take(r, 3);
+  a.interaction = rs.take(r, 4);
+  a.action = rs.take(r, 5);
+  a.method = rs.take(r, 6);
+  a.path = rs.take(r, 7);
+  a.status = static_cast<int>(rs.integer(r, 8));
+  a.outcome = static_cast<int>(rs.integer(r, 9));
+  a.denied = rs.integer(r, 10) != 0;
+  a.account_id = rs.take(r, 11);
+  a.role = rs.take(r, 12);
+  a.institution_id = rs.take(r, 13);
+  a.fhir_user = rs.take(r, 14);
+  a.client_id = rs.take(r, 15);
+  a.terminal_id = rs.take(r, 16);
+  a.peer = rs.take(r, 17);
+  a.patient_context = rs.take(r, 18);
+  a.patients = rs.take(r, 19);
+  a.entities = rs.take(r, 20);
+  a.detail = rs.take(r, 21);
   return a;
 }
 
@@ -143,16 +145,15 @@ std::uint64_t AuditStore::insert_batch(Connection& c, const std::vector<const Au
       "denied, account_id, role, institution_id, fhir_user, client_id, terminal_id, peer, patient_context, patients, "
       "entities, detail) VALUES ";
   sql.reserve(sql.size() + rows.size() * 320);
-  const std::string tenant = std::to_string(tenant_);
   const auto nullable = [&](const std::string& s) { return s.empty() ? std::string("NULL") : c.quote(s); };
   bool first = true;
   for (const AuditRow* r : rows) {
     if (!first) sql += ',';
     first = false;
     sql += '(';
-    sql += tenant + ',' + std::to_string(r->recorded) + ',' + c.quote(r->request_id) + ',' + c.quote(r->interaction) +
-           ',' + c.quote(r->action) + ',' + c.quote(r->method) + ',' + c.quote(r->path) + ',' +
-           std::to_string(r->status) + ',' + std::to_string(r->outcome) + ',' + (r->denied ? "1" : "0") + ',' +
+    sql += std::to_string(r->tenant) + ',' + std::to_string(r->recorded) + ',' + c.quote(r->request_id) + ',' +
+           c.quote(r->interaction) + ',' + c.quote(r->action) + ',' + c.quote(r->method) + ',' + c.quote(r->path) +
+           ',' + std::to_string(r->status) + ',' + std::to_string(r->outcome) + ',' + (r->denied ? "1" : "0") + ',' +
            nullable(r->account_id) + ',' + nullable(r->role) + ',' + nullable(r->institution_id) + ',' +
            nullable(r->fhir_user) + ',' + nullable(r->client_id) + ',' + nullable(r->terminal_id) + ',' +
            nullable(r->peer) + ',' + nullable(r->patient_context) + ',' + c.quote(r->patients) + ',' +

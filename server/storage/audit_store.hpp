@@ -13,6 +13,7 @@ namespace kasama::storage {
 
 struct AuditRow {
   std::uint64_t id = 0;
+  unsigned tenant = 0;        // tenant_id (in the hash too: moving a row to another tenant hides it)
   std::int64_t recorded = 0;  // ms since the epoch
   std::string request_id, interaction, action, method, path;
   int status = 0;

@@ -30,8 +30,9 @@ std::vector<std::string> split_sql(const std::string& sql);
 // user after the migrations, so that new tables are covered.
 void grant_app_privileges(Connection& admin, const std::string& database, const std::string& app_user_at_host);
 
-// Whether conn's user can change audit rows (it must not): tries an UPDATE that matches
-// nothing, which MariaDB refuses with error 1142 when the privilege is missing.
+// Whether conn's user can change audit rows (it must not): tries an UPDATE and a DELETE that
+// match nothing on every audit table; MariaDB refuses each with error 1142 when the
+// privilege is missing.
 bool can_alter_audit(Connection& conn);
 
 }  // namespace kasama::storage

@@ -83,6 +83,8 @@ describe('R-30: every request yields exactly one audit record', () => {
       ['POST', '', { body: { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: `Patient/${pid}` } }] } }, 200, '0', false, 'E', 'batch'],
       ['GET', '/metadata', {}, 200, '0', false, 'R', 'capabilities'],
       ['DELETE', `/Observation/${'x'.repeat(65)}`, {}, 400, '4', false, 'D', 'unknown'],
+      // A batch answers 200 even when an entry is refused: its record says denied.
+      ['POST', '', { body: { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: 'AuditEvent/1' } }] } }, 200, '0', true, 'E', 'batch'],
     ];
     for (let i = 0; i < script.length; i++) {
       const [method, p, opts, status] = script[i];
@@ -177,7 +179,7 @@ describe('R-30: every request yields exactly one audit record', () => {
 describe('R-31: tamper evidence', () => {
   it('the server\'s DB user may insert audit rows but neither update nor delete them', () => {
     const password = readFileSync(path.join(DATA_DIR, 'mariadb', 'app-user.secret'), 'utf8').trim();
-    for (const statement of ['UPDATE audit_event SET status = 200 WHERE id = 1', 'DELETE FROM audit_event WHERE id = 1', 'DELETE FROM audit_seal WHERE event_id = 1', 'UPDATE audit_seal SET hash = hash']) {
+    for (const statement of ['UPDATE audit_event SET status = 200 WHERE id = 1', 'DELETE FROM audit_event WHERE id = 1', 'DELETE FROM audit_seal WHERE last_id = 1', 'UPDATE audit_seal SET hash = hash', 'DELETE FROM audit_loaded']) {
       assert.throws(() => sql(statement, { user: 'kasama_app', password }), /ERROR 1142/, statement);
     }
     // …while it can still change resources (the grants are per table).
@@ -242,5 +244,25 @@ describe('R-31: tamper evidence', () => {
     const back = await verify();
     assert.equal(back.result, true, JSON.stringify(back));
     assert.equal(back.headHash.length, 64);
+  });
+});
+
+describe('R-30: logins and account administration are audited too', () => {
+  it('a failed login and an /admin call each leave a record naming who', async () => {
+    const s = await staff();
+    const prefix = uid('authaudit');
+    const bad = await api('POST', '/auth/login', { body: { id: `nobody-${prefix}`, password: 'Wrong-password-123!' }, headers: { 'x-request-id': `${prefix}-bad` } });
+    assert.equal(bad.status, 401, bad.text);
+    const me = await api('GET', '/admin/me', { session: s.secretariat.session, headers: { 'x-request-id': `${prefix}-me` } });
+    assert.equal(me.status, 200, me.text);
+    const [rb] = await recordsFor(`${prefix}-bad`);
+    assert.equal(rb.type.code, '110114', 'User Authentication');
+    assert.equal(rb.outcome, '4');
+    assert.ok(rb.outcomeDesc.includes(`nobody-${prefix}`), `the attempted ID is recorded: ${rb.outcomeDesc}`);
+    assert.ok(!JSON.stringify(rb).includes('Wrong-password-123!'), 'never the password');
+    const [rm] = await recordsFor(`${prefix}-me`);
+    assert.equal(rm.type.code, '110100');
+    assert.equal(rm.outcome, '0');
+    assert.equal(rm.agent[0].who.identifier.value, s.secretariat.id);
   });
 });

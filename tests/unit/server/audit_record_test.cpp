@@ -40,6 +40,7 @@ BOOST_AUTO_TEST_CASE(every_field_changes_the_canonical_bytes) {
   const std::string c0 = canonical(base);
   std::vector<std::function<void(AuditRow&)>> changes = {
       [](AuditRow& r) { r.id = 8; },
+      [](AuditRow& r) { r.tenant = 2; },
       [](AuditRow& r) { r.recorded += 1; },
       [](AuditRow& r) { r.request_id += "x"; },
       [](AuditRow& r) { r.interaction = "vread"; },
@@ -81,8 +82,22 @@ BOOST_AUTO_TEST_CASE(digests_and_block_hashes) {
   BOOST_TEST(d.size() == kDigestEntry);
   BOOST_TEST(d.substr(0, 16) == "0000000000000007");  // the id, hex
   BOOST_TEST(d.substr(16) == kasama::storage::sha256_hex(canonical(r)));
-  BOOST_TEST(block_hash(kGenesis, d) == kasama::storage::sha256_hex(kGenesis + d));
-  BOOST_TEST(block_hash(block_hash(kGenesis, d), d) != block_hash(kGenesis, d));
+  kasama::storage::SealRow seal;
+  seal.first_id = seal.last_id = 7;
+  seal.events = 1;
+  seal.digests = d;
+  const std::string h = block_hash(kGenesis, seal);
+  BOOST_TEST(h == kasama::storage::sha256_hex(kGenesis + "7:7:0:1:" + d));
+  BOOST_TEST(block_hash(h, seal) != h);  // chained
+  // Every field of the block is covered: changing any one changes the hash.
+  std::vector<std::function<void(kasama::storage::SealRow&)>> changes = {
+      [](auto& x) { x.first_id = 6; }, [](auto& x) { x.last_id = 8; }, [](auto& x) { x.prev_id = 1; },
+      [](auto& x) { x.events = 2; }, [](auto& x) { x.digests[20] = x.digests[20] == 'a' ? 'b' : 'a'; }};
+  for (std::size_t i = 0; i < changes.size(); ++i) {
+    auto x = seal;
+    changes[i](x);
+    BOOST_TEST(block_hash(kGenesis, x) != h, "field " << i);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(scanning_bodies_finds_resources_and_patients) {
@@ -110,6 +125,9 @@ BOOST_AUTO_TEST_CASE(scanning_bodies_finds_resources_and_patients) {
        "Observation/o2", ""},
       // An OperationOutcome names nothing.
       {R"({"resourceType":"OperationOutcome","id":"oo","issue":[]})", "", ""},
+      // A type that is no type name (not ASCII letters) names nothing.
+      {R"({"resourceType":"P\u00e4tient","id":"x"})", "", ""},
+      {"{\"resourceType\":\"P\xc3\xa4tient\",\"id\":\"x\"}", "", ""},
       // Ids with characters ids never have are ignored.
       {R"({"resourceType":"Observation","id":"o3","subject":{"reference":"Patient/a b"}})", "Observation/o3", ""},
       {"not json", "", ""},
@@ -133,7 +151,7 @@ BOOST_AUTO_TEST_CASE(touched_lists_are_bounded) {
 
 BOOST_AUTO_TEST_CASE(scanner_survives_arbitrary_bytes) {
   std::mt19937 rng(20261130);
-  const std::string alphabet = "{}[]\":, resourceTypeidfullUrlreferencelocationPatient/_history\\0123456789";
+  const std::string alphabet = "{}[]\":, resourceTypeidfullUrlreferencelocationPatient/_history\\0123456789\xc3\xa4";
   for (int i = 0; i < 20000; ++i) {
     std::string s = "{";
     const int n = static_cast<int>(rng() % 300);
@@ -143,7 +161,19 @@ BOOST_AUTO_TEST_CASE(scanner_survives_arbitrary_bytes) {
     Touched t;
     scan_body(s, t);
     BOOST_TEST_REQUIRE(t.entities.size() <= Touched::kMaxEntities);
-    for (const auto& e : t.entities) BOOST_TEST_REQUIRE(e.find('/') != std::string::npos);
+    // Only what the ASCII columns can hold: Type/id with a letters-only type and an id's characters.
+    for (const auto& e : t.entities) {
+      const auto slash = e.find('/');
+      BOOST_TEST_REQUIRE((slash != std::string::npos && slash > 0 && slash <= 64));
+      BOOST_TEST_REQUIRE(std::isupper(static_cast<unsigned char>(e[0])));
+      for (std::size_t k = 0; k < e.size(); ++k) {
+        const char ch = e[k];
+        const bool ok = k < slash    ? std::isalpha(static_cast<unsigned char>(ch)) != 0
+                        : k == slash ? true
+                                     : std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '-' || ch == '.';
+        BOOST_TEST_REQUIRE(ok, e);
+      }
+    }
   }
 }
 
