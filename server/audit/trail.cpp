@@ -25,6 +25,14 @@ std::int64_t now_ms() {
 
 constexpr std::size_t kSealBatch = 2000;
 
+std::string printable_ascii(std::string_view s, std::size_t max) {
+  std::string out(s.substr(0, max));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
+  }
+  return out;
+}
+
 // Events in id order, fetched in batches.
 class EventCursor {
  public:
@@ -268,9 +276,11 @@ void AuditTrail::stop() {
     sync_cv_.notify_all();
   }
   if (syncer_.joinable()) syncer_.join();
-  if (fd_ >= 0) ::fdatasync(fd_);
-  synced_.store(written_.load());
-  synced_.notify_all();
+  if (fd_ >= 0 && ::fdatasync(fd_) != 0) fail(std::string("fdatasync at stop: ") + std::strerror(errno));
+  if (!failed_) {
+    synced_.store(written_.load());
+    synced_.notify_all();
+  }
   {
     std::lock_guard lock(load_mu_);
     load_cv_.notify_all();
@@ -373,10 +383,8 @@ void AuditTrail::append(const storage::AuditRow& row) {
     std::lock_guard lock(sync_mu_);
     sync_cv_.notify_one();
   }
-  while ((seen = synced_.load(std::memory_order_acquire)) < end) {
-    if (failed_) throw std::runtime_error("the audit journal could not be synced (see the server log)");
-    synced_.wait(seen, std::memory_order_acquire);
-  }
+  while ((seen = synced_.load(std::memory_order_acquire)) < end) synced_.wait(seen, std::memory_order_acquire);
+  if (failed_) throw std::runtime_error("the audit journal could not be synced (see the server log)");
 }
 
 void AuditTrail::sync_loop() {
@@ -406,8 +414,10 @@ void AuditTrail::flush() {
   const std::uint64_t target = written_.load(std::memory_order_acquire);
   std::unique_lock lock(load_mu_);
   load_cv_.notify_all();  // wake the loader now rather than at its next tick
-  if (!loaded_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return loaded_ >= target; })) {
-    throw std::runtime_error("the audit journal is not being loaded (30 s): " + load_error_);
+  if (!loaded_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return loaded_ >= target || !load_error_.empty(); }) ||
+      loaded_ < target) {
+    throw std::runtime_error("the audit journal is not being loaded: " +
+                             (load_error_.empty() ? std::string("30 s passed") : load_error_));
   }
 }
 
@@ -436,25 +446,33 @@ void AuditTrail::load_rows(storage::Connection& c, std::vector<storage::AuditRow
         c.execute_text("SAVEPOINT one");
         store_.insert_batch(c, {&r});
       } catch (const storage::DbError& e) {
-        if (e.connection_lost()) throw;
+        // Only data errors make a placeholder (too long, bad value, out of range, NULL):
+        // anything else (a lock wait, a lost connection) retries the whole batch.
+        const unsigned code = e.code();
+        if (code != 1406 && code != 1366 && code != 1264 && code != 1292 && code != 1048 && code != 1265) throw;
         c.execute_text("ROLLBACK TO SAVEPOINT one");
         storage::AuditRow placeholder;
         placeholder.tenant = store_.tenant();
         placeholder.recorded = r.recorded;
-        placeholder.request_id = r.request_id.substr(0, 64);
+        placeholder.request_id = printable_ascii(r.request_id, 64);
         placeholder.interaction = "unknown";
         placeholder.action = "E";
         placeholder.method = "?";
         placeholder.path = "?";
-        placeholder.status = r.status;
-        placeholder.outcome = r.outcome;
-        placeholder.detail = std::string("the record could not be stored as written: ") + e.what();
-        placeholder.detail = placeholder.detail.substr(0, 900);
-        for (char& ch : placeholder.detail) {
-          if (static_cast<unsigned char>(ch) >= 0x80) ch = '?';
-        }
+        placeholder.status = r.status >= 100 && r.status <= 999 ? r.status : 0;
+        placeholder.outcome = r.outcome == 0 || r.outcome == 4 || r.outcome == 8 ? r.outcome : 8;
+        placeholder.detail =
+            printable_ascii(std::string("the record could not be stored as written: ") + e.what(), 900);
         r = placeholder;
-        store_.insert_batch(c, {&r});
+        try {
+          store_.insert_batch(c, {&r});
+        } catch (const storage::DbError& again) {
+          if (again.connection_lost()) throw;
+          c.execute_text("ROLLBACK TO SAVEPOINT one");
+          server::log_error(std::string("audit: a journal entry could not be stored even as a placeholder: ") +
+                            again.what());
+          continue;
+        }
         server::log_error("audit: " + placeholder.detail);
       }
     }
@@ -516,8 +534,12 @@ std::uint64_t AuditTrail::load_some(storage::Connection& c, std::uint64_t file_n
       }
       ok = ok && len <= kMaxEntry;
       if (ok && at + 9 + len + 1 > buf.size()) {
-        need_more = true;  // the rest is in the next chunk (or not written yet)
-        break;
+        const bool at_end = pos + buf.size() >= limit;
+        if (!(finished && at_end)) {
+          need_more = true;  // the rest is in the next chunk (or not written yet)
+          break;
+        }
+        ok = false;  // the file ends inside it: no entry; look for the next one
       }
       std::optional<storage::AuditRow> row;
       if (ok && buf[at + 9 + len] == '\n') row = decode_canonical(std::string_view(buf).substr(at + 9, len));
@@ -586,6 +608,7 @@ void AuditTrail::load_everything_before(std::uint64_t file_no) {
 void AuditTrail::load_loop() {
   std::optional<storage::Connection> conn;
   std::uint64_t punched = 0;
+  bool punch = true;
   for (;;) {
     const bool last = stopping_.load();
     try {
@@ -613,10 +636,14 @@ void AuditTrail::load_loop() {
         loaded = loaded_;
       }
       const std::uint64_t edge = loaded & ~std::uint64_t{(1 << 20) - 1};
-      if (edge > punched && fd_ >= 0) {
+      if (edge > punched && fd_ >= 0 && punch) {
         if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(punched),
                         static_cast<off_t>(edge - punched)) == 0) {
           punched = edge;
+        } else {
+          punch = false;
+          server::log_error(std::string("audit: the file system cannot free loaded journal space (") +
+                            std::strerror(errno) + "); the journal grows until a clean stop");
         }
       }
     } catch (const std::exception& e) {
@@ -644,6 +671,16 @@ std::uint64_t AuditTrail::seal_floor() {
 
 void AuditTrail::seal_pass(storage::Connection& c) {
   std::lock_guard pass(pass_mu_);
+  try {
+    seal_pass_locked(c);
+  } catch (...) {
+    // A seal may have committed although its answer was lost: read the head again first.
+    head_loaded_ = false;
+    throw;
+  }
+}
+
+void AuditTrail::seal_pass_locked(storage::Connection& c) {
   if (!head_loaded_) {
     auto last = store_.last_seal(c);
     head_id_ = last ? last->last_id : 0;
@@ -730,9 +767,6 @@ void AuditTrail::seal_loop() {
     } catch (const std::exception& e) {
       server::log_error(std::string("audit: sealing failed (retried): ") + e.what());
       conn.reset();
-      // The seal may have committed even so: read the head again before the next block.
-      std::lock_guard pass(pass_mu_);
-      head_loaded_ = false;
     }
     if (last) return;
   }

@@ -110,6 +110,7 @@ class AuditTrail {
   void load_everything_before(std::uint64_t file_no);
   void seal_loop();
   void seal_pass(storage::Connection& c);
+  void seal_pass_locked(storage::Connection& c);
   std::uint64_t seal_floor();
 
   storage::DbTarget target_;

@@ -4,6 +4,7 @@
 // failures included. Writes commit theirs in their own transaction (service.cpp); every
 // other request's record is appended here before its response leaves.
 #include <chrono>
+#include <set>
 
 #include "resources/json.hpp"
 #include "server/audit/record.hpp"
@@ -64,11 +65,17 @@ std::string path_and_query(const RestRequest& req) {
   std::string out = req.path();
   // A registration certificate's one-time token is a secret: not in the trail.
   if (out.rfind("admin/certificates/", 0) == 0) out = "admin/certificates/…";
+  // Below /auth and /admin only parameters known to hold no secret keep their values (a
+  // client might put a password or a client secret in a query string).
+  const bool account_path = out.rfind("auth", 0) == 0 || out.rfind("admin", 0) == 0;
+  static const std::set<std::string> kPlain = {"response_type", "client_id",  "redirect_uri",          "scope",
+                                               "aud",           "state",      "code_challenge_method", "next",
+                                               "role",          "institution"};
   for (std::size_t i = 0; i < req.params.size(); ++i) {
     out += i ? '&' : '?';
     out += req.params[i].first;
     out += '=';
-    out += req.params[i].second;
+    out += !account_path || kPlain.count(req.params[i].first) ? req.params[i].second : std::string("…");
   }
   return std::string(resources::utf8_prefix(resources::sanitize_utf8(out), 2000));
 }

@@ -5,8 +5,9 @@
 // MariaDB is found by AuditEvent/$verify, which names the first broken record.
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { request, get, post, uid, BASE } from './lib/client.js';
 import { staff, api, authorizeCode, postForm, TOKEN_ENDPOINT, demoCredentials } from './lib/auth.js';
@@ -179,11 +180,28 @@ describe('R-30: every request yields exactly one audit record', () => {
 describe('R-31: tamper evidence', () => {
   it('the server\'s DB user may insert audit rows but neither update nor delete them', () => {
     const password = readFileSync(path.join(DATA_DIR, 'mariadb', 'app-user.secret'), 'utf8').trim();
-    for (const statement of ['UPDATE audit_event SET status = 200 WHERE id = 1', 'DELETE FROM audit_event WHERE id = 1', 'DELETE FROM audit_seal WHERE last_id = 1', 'UPDATE audit_seal SET hash = hash', 'DELETE FROM audit_loaded']) {
+    for (const statement of ['UPDATE audit_event SET status = 200 WHERE id = 1', 'DELETE FROM audit_event WHERE id = 1', 'DELETE FROM audit_seal WHERE last_id = 1', 'UPDATE audit_seal SET hash = hash', 'DELETE FROM audit_loaded', 'TRUNCATE TABLE audit_event', 'DROP TABLE audit_seal', 'ALTER TABLE audit_event ADD COLUMN x INT']) {
       assert.throws(() => sql(statement, { user: 'kasama_app', password }), /ERROR 1142/, statement);
     }
     // …while it can still change resources (the grants are per table).
     assert.equal(sql('SELECT COUNT(*) > 0 FROM resource', { user: 'kasama_app', password }), '1');
+  });
+
+  it('a server whose DB user could change audit rows refuses to start', (t) => {
+    const binary = process.env.KASAMA_TEST_BINARY;
+    if (!binary) return t.skip('KASAMA_TEST_BINARY is not set');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kasama-grants-'));
+    try {
+      // root may do anything: exactly what the server must not run as.
+      const r = spawnSync(binary, [], {
+        env: { ...process.env, KASAMA_DB: `mariadb://root@localhost/kasama?socket=${SOCKET}`, KASAMA_DATA_DIR: dir, KASAMA_PORT: '18459' },
+        encoding: 'utf8', timeout: 120_000,
+      });
+      assert.equal(r.status, 1, r.stdout + r.stderr);
+      assert.match(r.stdout + r.stderr, /R-31/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a changed, deleted or unsealed row is named by $verify; restoring it makes the chain hold again', async () => {
@@ -260,6 +278,12 @@ describe('R-30: logins and account administration are audited too', () => {
     assert.equal(rb.outcome, '4');
     assert.ok(rb.outcomeDesc.includes(`nobody-${prefix}`), `the attempted ID is recorded: ${rb.outcomeDesc}`);
     assert.ok(!JSON.stringify(rb).includes('Wrong-password-123!'), 'never the password');
+    // A secret in a query string never reaches the trail.
+    const page = await fetch(`${BASE.replace(/\/fhir$/, '')}/auth/login?next=%2Fadmin&password=Query-secret-42`, { headers: { 'x-request-id': `${prefix}-q` } });
+    assert.equal(page.status, 200);
+    const [rq] = await recordsFor(`${prefix}-q`);
+    assert.ok(!JSON.stringify(rq).includes('Query-secret-42'), JSON.stringify(rq.entity));
+    assert.ok(JSON.stringify(rq).includes('next=/admin'), 'harmless parameters are kept');
     const [rm] = await recordsFor(`${prefix}-me`);
     assert.equal(rm.type.code, '110100');
     assert.equal(rm.outcome, '0');
