@@ -46,6 +46,9 @@ std::optional<double> number_value(const Json& value);
 std::string sanitize_utf8(std::string_view s);
 // At most max_chars code points of valid UTF-8 text, cut at a character boundary.
 std::string_view utf8_prefix(std::string_view s, std::size_t max_chars);
+// At most max bytes of s with every byte outside printable ASCII (0x20–0x7e) as '?': for
+// ASCII columns and log lines that quote what a client sent.
+std::string printable_ascii(std::string_view s, std::size_t max);
 
 // Appends s to out as a JSON string literal (with quotes).
 void append_json_string(std::string& out, std::string_view s);

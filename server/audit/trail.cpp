@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "resources/json.hpp"
 #include "server/audit/record.hpp"
 #include "server/log.hpp"
 
@@ -25,13 +26,7 @@ std::int64_t now_ms() {
 
 constexpr std::size_t kSealBatch = 2000;
 
-std::string printable_ascii(std::string_view s, std::size_t max) {
-  std::string out(s.substr(0, max));
-  for (char& c : out) {
-    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
-  }
-  return out;
-}
+using resources::printable_ascii;
 
 // Events in id order, fetched in batches.
 class EventCursor {

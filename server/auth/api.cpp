@@ -349,11 +349,7 @@ namespace {
 // The ID a login tried, for its audit record: printable ASCII, bounded.
 void note_login_attempt(const RestRequest& req, const std::string& id) {
   if (!req.audit) return;
-  std::string shown = id.substr(0, 64);
-  for (char& c : shown) {
-    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
-  }
-  req.audit->detail = "login id '" + shown + "'";
+  req.audit->detail = "login id '" + resources::printable_ascii(id, 64) + "'";
 }
 }  // namespace
 

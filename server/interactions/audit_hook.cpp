@@ -22,45 +22,6 @@ std::int64_t now_ms() {
       .count();
 }
 
-// restful-interaction codes (http://hl7.org/fhir/restful-interaction).
-const char* interaction_code(Kind k) {
-  switch (k) {
-    case Kind::kCapabilities:
-      return "capabilities";
-    case Kind::kRead:
-      return "read";
-    case Kind::kVread:
-      return "vread";
-    case Kind::kCreate:
-      return "create";
-    case Kind::kUpdate:
-    case Kind::kConditionalUpdate:
-      return "update";
-    case Kind::kPatch:
-    case Kind::kConditionalPatch:
-      return "patch";
-    case Kind::kDelete:
-    case Kind::kConditionalDelete:
-      return "delete";
-    case Kind::kHistoryInstance:
-      return "history-instance";
-    case Kind::kHistoryType:
-      return "history-type";
-    case Kind::kHistorySystem:
-      return "history-system";
-    case Kind::kSearchType:
-      return "search-type";
-    case Kind::kSearchSystem:
-      return "search-system";
-    case Kind::kSearchCompartment:
-      return "search";
-    case Kind::kBatchOrTransaction:
-      return "batch";
-    default:
-      return "operation";
-  }
-}
-
 std::string path_and_query(const RestRequest& req) {
   std::string out = req.path();
   // A registration certificate's one-time token is a secret: not in the trail.
@@ -81,24 +42,14 @@ std::string path_and_query(const RestRequest& req) {
 }
 
 // For the ASCII columns: anything else becomes '?', and the length is bounded.
-std::string ascii(std::string_view s, std::size_t max) {
-  std::string out(s.substr(0, max));
-  for (char& c : out) {
-    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
-  }
-  return out;
-}
+using resources::printable_ascii;
 
 }  // namespace
-
-std::string audit_interaction(Kind kind) {
-  return interaction_code(kind);
-}
 
 storage::AuditRow audit_row(const RestRequest& req, const RestResponse& resp) {
   storage::AuditRow row;
   row.recorded = now_ms();
-  row.request_id = ascii(req.request_id, 64);
+  row.request_id = printable_ascii(req.request_id, 64);
   const AuditNotes* notes = req.audit;
   std::optional<Route> r;
   try {
@@ -108,9 +59,9 @@ storage::AuditRow audit_row(const RestRequest& req, const RestResponse& resp) {
   if (notes && !notes->interaction.empty()) {
     row.interaction = notes->interaction;
   } else {
-    row.interaction = r ? interaction_code(r->kind) : "unknown";
+    row.interaction = r ? audit_interaction(r->kind) : "unknown";
   }
-  row.method = ascii(req.method, 8);
+  row.method = printable_ascii(req.method, 8);
   row.path = path_and_query(req);
   row.action = audit::action_of(row.interaction, row.method);
   row.status = resp.status;
@@ -121,15 +72,15 @@ storage::AuditRow audit_row(const RestRequest& req, const RestResponse& resp) {
   const auth::Principal* p = req.principal.get();
   if (!p && notes) p = notes->principal.get();
   if (p) {
-    row.account_id = ascii(p->account_id, 64);
-    row.role = ascii(p->role, 16);
-    row.institution_id = ascii(p->institution_id, 64);
-    row.fhir_user = ascii(p->fhir_user, 200);
-    row.client_id = ascii(p->client_id, 64);
-    row.terminal_id = ascii(p->terminal_id, 64);
-    row.patient_context = ascii(p->patient, 64);
+    row.account_id = printable_ascii(p->account_id, 64);
+    row.role = printable_ascii(p->role, 16);
+    row.institution_id = printable_ascii(p->institution_id, 64);
+    row.fhir_user = printable_ascii(p->fhir_user, 200);
+    row.client_id = printable_ascii(p->client_id, 64);
+    row.terminal_id = printable_ascii(p->terminal_id, 64);
+    row.patient_context = printable_ascii(p->patient, 64);
   }
-  row.peer = ascii(req.peer, 64);
+  row.peer = printable_ascii(req.peer, 64);
 
   audit::Touched touched;
   if (r && !r->type.empty() && !r->id.empty()) touched.entity(r->type, r->id, resp.status < 400);

@@ -111,50 +111,55 @@ bool is_write(Kind kind) {
   }
 }
 
-const char* kind_name(Kind kind) {
-  switch (kind) {
-    case Kind::kCapabilities:
-      return "capabilities";
-    case Kind::kRead:
-      return "read";
-    case Kind::kVread:
-      return "vread";
-    case Kind::kCreate:
-      return "create";
-    case Kind::kUpdate:
-      return "update";
-    case Kind::kConditionalUpdate:
-      return "conditional-update";
-    case Kind::kPatch:
-      return "patch";
-    case Kind::kConditionalPatch:
-      return "conditional-patch";
-    case Kind::kDelete:
-      return "delete";
-    case Kind::kConditionalDelete:
-      return "conditional-delete";
-    case Kind::kHistoryInstance:
-      return "history-instance";
-    case Kind::kHistoryType:
-      return "history-type";
-    case Kind::kHistorySystem:
-      return "history-system";
-    case Kind::kSearchType:
-      return "search-type";
-    case Kind::kSearchSystem:
-      return "search-system";
-    case Kind::kSearchCompartment:
-      return "search-compartment";
-    case Kind::kEverything:
-      return "operation-everything";
-    case Kind::kReindex:
-      return "operation-reindex";
-    case Kind::kBatchOrTransaction:
-      return "batch-or-transaction";
-    case Kind::kAuditVerify:
-      return "operation-verify";
+namespace {
+
+// Each interaction's name (in messages) and its restful-interaction code (in audit records,
+// http://hl7.org/fhir/restful-interaction; "operation" for operations).
+struct KindNames {
+  Kind kind;
+  const char* name;
+  const char* code;
+};
+constexpr KindNames kKindNames[] = {
+    {Kind::kCapabilities, "capabilities", "capabilities"},
+    {Kind::kRead, "read", "read"},
+    {Kind::kVread, "vread", "vread"},
+    {Kind::kCreate, "create", "create"},
+    {Kind::kUpdate, "update", "update"},
+    {Kind::kConditionalUpdate, "conditional-update", "update"},
+    {Kind::kPatch, "patch", "patch"},
+    {Kind::kConditionalPatch, "conditional-patch", "patch"},
+    {Kind::kDelete, "delete", "delete"},
+    {Kind::kConditionalDelete, "conditional-delete", "delete"},
+    {Kind::kHistoryInstance, "history-instance", "history-instance"},
+    {Kind::kHistoryType, "history-type", "history-type"},
+    {Kind::kHistorySystem, "history-system", "history-system"},
+    {Kind::kSearchType, "search-type", "search-type"},
+    {Kind::kSearchSystem, "search-system", "search-system"},
+    {Kind::kSearchCompartment, "search-compartment", "search"},
+    {Kind::kEverything, "operation-everything", "operation"},
+    {Kind::kReindex, "operation-reindex", "operation"},
+    {Kind::kBatchOrTransaction, "batch-or-transaction", "batch"},
+    {Kind::kAuditVerify, "operation-verify", "operation"},
+};
+
+const KindNames* names_of(Kind kind) {
+  for (const auto& k : kKindNames) {
+    if (k.kind == kind) return &k;
   }
-  return "unknown";
+  return nullptr;
+}
+
+}  // namespace
+
+const char* kind_name(Kind kind) {
+  const KindNames* k = names_of(kind);
+  return k ? k->name : "unknown";
+}
+
+std::string audit_interaction(Kind kind) {
+  const KindNames* k = names_of(kind);
+  return k ? k->code : "unknown";
 }
 
 }  // namespace kasama::server
