@@ -297,6 +297,13 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
   out += "\r\n";
 }
 
+// A request's path for the server log: a registration certificate's one-time token is a
+// secret and stays out.
+std::string logged_path(const RestRequest& req) {
+  const std::string path = req.path();
+  return path.rfind("admin/certificates/", 0) == 0 ? std::string("admin/certificates/…") : path;
+}
+
 RestResponse error_response(int status, std::string body) {
   RestResponse r;
   r.status = status;
@@ -483,7 +490,7 @@ class Connection final : public Poco::Net::TCPServerConnection {
       if (notes.detail.empty()) notes.detail = e.what();
     } catch (const storage::DbError& e) {
       notes.detail = std::string("database: ") + e.what();
-      log_error("request " + req.request_id + " " + req.method + " /" + req.path() + peer() +
+      log_error("request " + req.request_id + " " + req.method + " /" + logged_path(req) + peer() +
                 ": database: " + e.what());
       resp = error_response(
           e.connection_lost() ? 503 : 500,
@@ -491,7 +498,7 @@ class Connection final : public Poco::Net::TCPServerConnection {
                        "The database could not complete the request (request id " + req.request_id + ")"));
     } catch (const std::exception& e) {
       notes.detail = e.what();
-      log_error("request " + req.request_id + " " + req.method + " /" + req.path() + peer() + ": " + e.what());
+      log_error("request " + req.request_id + " " + req.method + " /" + logged_path(req) + peer() + ": " + e.what());
       resp =
           error_response(500, outcome_json("error", "exception", "Internal error (request id " + req.request_id + ")"));
     }

@@ -69,6 +69,7 @@ void apply_date(storage::AuditQuery& q, const std::string& raw) {
 }
 
 struct Parsed {
+  std::vector<std::pair<std::string, std::string>> params;  // the URL's and a POST body's
   storage::AuditQuery query;
   bool count_only = false;
   bool total = false;
@@ -78,7 +79,8 @@ Parsed parse(const RestRequest& req) {
   Parsed p;
   auto& q = p.query;
   const bool lenient = lenient_handling(req);
-  std::vector<std::pair<std::string, std::string>> params = req.params;
+  auto& params = p.params;
+  params = req.params;
   // POST AuditEvent/_search: the form body's parameters too.
   if (req.method == "POST" && !req.body.empty()) {
     std::vector<std::string> ignored;
@@ -167,10 +169,11 @@ Parsed parse(const RestRequest& req) {
   return p;
 }
 
-std::string next_link(const RestRequest& req, std::uint64_t before) {
+// The next page as a GET, with every parameter the search had (also a POST body's).
+std::string next_link(const RestRequest& req, const Parsed& p, std::uint64_t before) {
   std::string url = req.base_url + "/AuditEvent?";
   bool first = true;
-  for (const auto& [name, value] : req.params) {
+  for (const auto& [name, value] : p.params) {
     if (name == "_before") continue;
     if (!first) url += '&';
     first = false;
@@ -212,7 +215,7 @@ RestResponse audit_event_search(Context& ctx, const RestRequest& req, const Rout
     const bool more = rows.size() > asked;
     if (more) rows.resize(asked);
     b.link("self", req.base_url + "/" + req.path());
-    if (more) b.link("next", next_link(req, rows.back().id));
+    if (more) b.link("next", next_link(req, p, rows.back().id));
     for (const auto& row : rows) {
       b.entry(req.base_url + "/AuditEvent/" + std::to_string(row.id), resources::dump_json(audit::to_audit_event(row)),
               Json{{"search", {{"mode", "match"}}}});

@@ -140,6 +140,12 @@ describe('R-30: every request yields exactly one audit record', () => {
     const second = await asAuditor(next.url);
     assert.equal(second.status, 200);
     assert.ok(Number(second.json.entry[0].resource.id) < b, 'the next page continues below');
+    // The same search as a POST: its next link keeps the body's parameters.
+    const posted = await asAuditor('/AuditEvent/_search', { method: 'POST', body: '_count=2&denied=false', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    assert.equal(posted.status, 200, posted.text);
+    const postedNext = posted.json.link.find((l) => l.relation === 'next');
+    assert.match(postedNext.url, /denied=false/);
+    assert.match(postedNext.url, /_count=2/);
     const one = await asAuditor(`/AuditEvent/${a}`);
     assert.equal(one.status, 200);
     assert.equal(one.json.id, String(a));
