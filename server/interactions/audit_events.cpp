@@ -185,7 +185,7 @@ std::string next_link(const RestRequest& req, const Parsed& p, std::uint64_t bef
 
 }  // namespace
 
-RestResponse audit_event_read(Context& ctx, const RestRequest& req, const Route& r) {
+RestResponse audit_event_read(Context& ctx, const RestRequest&, const Route& r) {
   std::uint64_t id = 0;
   auto [end, ec] = std::from_chars(r.id.data(), r.id.data() + r.id.size(), id);
   std::optional<storage::AuditRow> row;
@@ -198,7 +198,6 @@ RestResponse audit_event_read(Context& ctx, const RestRequest& req, const Route&
   resp.body = resources::dump_json(audit::to_audit_event(*row));
   resp.version_id = "1";
   resp.last_modified = row->recorded;
-  (void)req;
   return resp;
 }
 
@@ -226,8 +225,7 @@ RestResponse audit_event_search(Context& ctx, const RestRequest& req, const Rout
   return resp;
 }
 
-RestResponse audit_verify(Context& ctx, const RestRequest& req, const Route&) {
-  (void)req;
+RestResponse audit_verify(Context& ctx, const RestRequest&, const Route&) {
   if (ctx.svc.audit) {
     ctx.svc.audit->flush();
     ctx.svc.audit->seal_now();

@@ -51,15 +51,21 @@ storage::AuditRow audit_row(const RestRequest& req, const RestResponse& resp) {
   row.recorded = now_ms();
   row.request_id = printable_ascii(req.request_id, 64);
   const AuditNotes* notes = req.audit;
-  std::optional<Route> r;
-  try {
-    r = route(req);
-  } catch (const std::exception&) {
-  }
+  // Routed already (FhirService::handle) unless it is a batch entry or failed before that.
+  std::string type, id;
   if (notes && !notes->interaction.empty()) {
     row.interaction = notes->interaction;
+    type = notes->type;
+    id = notes->id;
   } else {
-    row.interaction = r ? audit_interaction(r->kind) : "unknown";
+    try {
+      const Route r = route(req);
+      row.interaction = audit_interaction(r.kind);
+      type = r.type;
+      id = r.id;
+    } catch (const std::exception&) {
+      row.interaction = "unknown";
+    }
   }
   row.method = printable_ascii(req.method, 8);
   row.path = path_and_query(req);
@@ -83,7 +89,7 @@ storage::AuditRow audit_row(const RestRequest& req, const RestResponse& resp) {
   row.peer = printable_ascii(req.peer, 64);
 
   audit::Touched touched;
-  if (r && !r->type.empty() && !r->id.empty()) touched.entity(r->type, r->id, resp.status < 400);
+  if (!type.empty() && !id.empty()) touched.entity(type, id, resp.status < 400);
   if (resp.status < 400) {
     if (!resp.location.empty()) audit::scan_body("{\"location\":\"" + resp.location + "\"}", touched);
     audit::scan_body(resp.body, touched);

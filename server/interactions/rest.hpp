@@ -51,6 +51,7 @@ class FhirError : public std::runtime_error {
 // on the way: set up by the http layer for every FHIR request, shared by a Bundle's entries.
 struct AuditNotes {
   std::string interaction;  // restful-interaction code ("auth", "admin" for those endpoints); empty until routed
+  std::string type, id;     // the routed resource (type/id), set with the interaction
   bool denied = false;      // refused by authentication or access control (also a 404 that hides)
   bool written = false;     // already committed with the write's own transaction
   std::string detail;       // why it was refused or failed

@@ -150,7 +150,11 @@ void FhirService::authenticate(RestRequest& req) {
 
 RestResponse FhirService::handle(RestRequest& req) {
   const Route r = route(req);
-  if (req.audit) req.audit->interaction = audit_interaction(r.kind);
+  if (req.audit) {
+    req.audit->interaction = audit_interaction(r.kind);
+    req.audit->type = r.type;
+    req.audit->id = r.id;
+  }
   // Only the CapabilityStatement is public; everything else needs a valid access token.
   // The audit record is written on the way out (FhirService::audit).
   if (r.kind != Kind::kCapabilities && !req.principal) {

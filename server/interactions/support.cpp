@@ -174,7 +174,8 @@ void queue_cache_put(Context& ctx, const WriteResult& w, bool deleted) {
   entry->last_updated = w.last_updated;
   entry->deleted = deleted;
   entry->content = w.content;
-  ctx.after_commit.push_back([&cache = ctx.svc.cache, type = w.type, id = w.id, entry] { cache.written(type, id, entry); });
+  ctx.after_commit.push_back(
+      [&cache = ctx.svc.cache, type = w.type, id = w.id, entry] { cache.written(type, id, entry); });
 }
 
 }  // namespace

@@ -54,7 +54,7 @@ storage::AuditRow row(const std::string& request_id) {
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(concurrent_appends_and_transactions_are_all_sealed_once_in_order) {
+BOOST_AUTO_TEST_CASE(r30_r31_concurrent_appends_and_transactions_are_all_sealed_once_in_order) {
   Database db;
   const DbTarget target = db.target();
   const std::string journal = journal_dir(db.name);
@@ -142,7 +142,7 @@ BOOST_AUTO_TEST_CASE(concurrent_appends_and_transactions_are_all_sealed_once_in_
   BOOST_TEST(v.first_broken == static_cast<std::uint64_t>(gap_id));
 }
 
-BOOST_AUTO_TEST_CASE(retention_purge_keeps_an_anchor_and_the_rest_verifies) {
+BOOST_AUTO_TEST_CASE(r34_retention_purge_keeps_an_anchor_and_the_rest_verifies) {
   Database db;
   const DbTarget target = db.target();
   audit::AuditTrail trail(target, 1, true, journal_dir(db.name + "-p"));
