@@ -2,6 +2,9 @@
 
 #include <map>
 
+#include "resources/fhir_time.hpp"
+#include "resources/references.hpp"
+#include "server/access/policy.hpp"
 #include "server/interactions/support.hpp"
 #include "server/log.hpp"
 
@@ -640,7 +643,10 @@ RestResponse AuthApi::admin(RestRequest& req) {
       const Json b = body_json(req);
       Json out;
       if (s[3] == "approve" || s[3] == "reject") {
-        out = auth_.decide_institution(by, s[2], s[3] == "approve", jstr(b, "reason"));
+        out = auth_.decide_institution(by, s[2], s[3] == "approve", jstr(b, "reason"),
+                                       b.contains("categories") ? b["categories"] : Json());
+      } else if (s[3] == "access") {
+        return json_response(200, auth_.set_institution_access(by, s[2], b.contains("categories") ? b["categories"] : Json()));
       } else if (s[3] == "deregister") {
         out = auth_.deregister_institution(by, s[2], jstr(b, "reason"));
       } else {
@@ -669,12 +675,16 @@ RestResponse AuthApi::admin(RestRequest& req) {
       if (s[3] == "reset-password") return json_response(200, issued_json(auth_.reset_password(by, s[2])));
       if (s[3] == "deregister") return json_response(200, auth_.deregister_account(by, s[2], jstr(b, "reason")));
       if (s[3] == "revoke-admin-right") return json_response(200, auth_.revoke_admin_right(by, s[2]));
+      if (s[3] == "access") {
+        return json_response(200, auth_.set_account_access(by, s[2], b.contains("categories") ? b["categories"] : Json()));
+      }
       if (s[3] == "proxies") {
         const bool active = !b.contains("active") || (b["active"].is_boolean() && b["active"].get<bool>());
         return json_response(200, auth_.set_proxy(by, s[2], jstr(b, "patient"), jstr(b, "relationship"), active));
       }
     }
   }
+  if (s.size() >= 2 && s[1] == "opt-outs") return opt_outs(req, by);
   if (s.size() >= 2 && s[1] == "admin-rights") {
     if (s.size() == 2 && m == "GET") return json_response(200, auth_.list_admin_grants(by, q("state")));
     if (s.size() == 2 && m == "POST") {
@@ -699,6 +709,159 @@ RestResponse AuthApi::admin(RestRequest& req) {
     }
   }
   throw AuthError(404, "not-found", "no endpoint " + m + " /" + req.path());
+}
+
+
+RestResponse AuthApi::fhir_as_server(const RestRequest& req, const std::string& method, std::vector<std::string> segments,
+                                     const std::string& body, std::vector<std::pair<std::string, std::string>> params) {
+  RestRequest r;
+  r.method = method;
+  r.segments = std::move(segments);
+  r.params = std::move(params);
+  r.body = body;
+  if (!body.empty()) r.headers.emplace_back("content-type", "application/fhir+json");
+  r.base_url = req.base_url;
+  r.request_id = req.request_id;
+  r.principal = std::make_shared<const Principal>(auth::internal_principal());
+  return fhir_.handle(r);
+}
+
+namespace {
+
+// An opt-out Consent as the secretariat's API shows it.
+Json opt_out_json(const Json& consent) {
+  Json out = {{"id", jstr(consent, "id")},
+              {"status", jstr(consent, "status")},
+              {"patient", consent.contains("patient") ? jstr(consent["patient"], "reference") : std::string()},
+              {"recorded", jstr(consent, "dateTime")},
+              {"version", consent.contains("meta") ? jstr(consent["meta"], "versionId") : std::string()}};
+  Json institutions = Json::array();
+  Json period = Json::object();
+  if (auto p = consent.find("provision"); p != consent.end() && p->is_object()) {
+    if (auto a = p->find("actor"); a != p->end() && a->is_array()) {
+      for (const auto& x : *a)
+        if (x.contains("reference")) institutions.push_back(jstr(x["reference"], "reference"));
+    }
+    if (auto per = p->find("period"); per != p->end() && per->is_object()) period = *per;
+  }
+  out["institutions"] = institutions;  // empty: every institution
+  out["period"] = period;
+  return out;
+}
+
+bool is_opt_out(const Json& consent) {
+  if (!consent.is_object()) return false;
+  auto p = consent.find("policy");
+  if (p == consent.end() || !p->is_array()) return false;
+  return std::any_of(p->begin(), p->end(), [](const Json& x) { return jstr(x, "uri") == access::kOptOutPolicy; });
+}
+
+[[noreturn]] void fhir_failed(const RestResponse& r, const std::string& what) {
+  auto parsed = resources::parse_json(r.body);
+  std::string why = what;
+  if (parsed.ok && parsed.value.contains("issue") && !parsed.value["issue"].empty())
+    why += ": " + jstr(parsed.value["issue"][0], "diagnostics");
+  throw AuthError(r.status == 404 || r.status == 410 ? 404 : (r.status >= 500 ? 500 : 400),
+                  r.status == 404 || r.status == 410 ? "not-found" : "invalid", why);
+}
+
+}  // namespace
+
+RestResponse AuthApi::opt_outs(const RestRequest& req, const Principal& by) {
+  const auto& s = req.segments;  // admin, opt-outs[, id, withdraw]
+  const bool reading = req.method == "GET";
+  if (by.role != "secretariat" && !(reading && (by.role == "ops-manager" || by.role == "auditor"))) {
+    throw AuthError(403, "forbidden",
+                    "住民のオプトアウトは運営事務局が管理します / the secretariat manages residents' opt-outs (R-21)");
+  }
+  if (s.size() == 2 && reading) {
+    const std::string* patient = req.param("patient");
+    if (!patient || !resources::is_valid_id(*patient))
+      throw AuthError(400, "invalid", "対象者(patient)の ID が必要です / patient (a Patient id) is required", "patient");
+    RestResponse r = fhir_as_server(req, "GET", {"Consent"}, "",
+                                    {{"patient", "Patient/" + *patient}, {"_count", "1000"}, {"_sort", "-_lastUpdated"}});
+    if (r.status != 200) fhir_failed(r, "Consent search failed");
+    Json out = Json::array();
+    auto parsed = resources::parse_json(r.body);
+    if (parsed.ok && parsed.value.contains("entry")) {
+      for (const auto& e : parsed.value["entry"])
+        if (e.contains("resource") && is_opt_out(e["resource"])) out.push_back(opt_out_json(e["resource"]));
+    }
+    return json_response(200, out);
+  }
+  if (s.size() == 2 && req.method == "POST") {
+    const Json b = body_json(req);
+    const std::string patient = jstr(b, "patient");
+    if (!resources::is_valid_id(patient))
+      throw AuthError(400, "invalid", "対象者(patient)の ID が必要です / patient (a Patient id) is required", "patient");
+    RestResponse pr = fhir_as_server(req, "GET", {"Patient", patient}, "");
+    if (pr.status != 200) fhir_failed(pr, "Patient/" + patient + " is not known");
+    Json provision = {{"type", "deny"}};
+    Json actors = Json::array();
+    if (b.contains("institutions")) {
+      if (!b["institutions"].is_array())
+        throw AuthError(400, "invalid", "institutions is a list of institution ids (empty: every institution)",
+                        "institutions");
+      for (const auto& i : b["institutions"]) {
+        const std::string id = i.is_string() ? i.get<std::string>() : std::string();
+        if (id.empty() || !auth_.institution(id))
+          throw AuthError(400, "invalid", "利用機関がありません / no institution '" + id + "'", "institutions");
+        actors.push_back({{"role",
+                           {{"coding", Json::array({{{"system",
+                                                      "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"},
+                                                     {"code", "IRCP"},
+                                                     {"display", "information recipient"}}})}}},
+                          {"reference", {{"reference", "Organization/" + id}}}});
+      }
+    }
+    if (!actors.empty()) provision["actor"] = actors;
+    Json period = Json::object();
+    for (const char* k : {"start", "end"}) {
+      const std::string v = jstr(b, k);
+      if (v.empty()) continue;
+      if (!resources::parse_fhir_time_range(v))
+        throw AuthError(400, "invalid", std::string(k) + " is a FHIR dateTime (2026-04-01 or 2026-04-01T09:00:00+09:00)",
+                        k);
+      period[k] = v;
+    }
+    if (!period.empty()) provision["period"] = period;
+    Json consent = {
+        {"resourceType", "Consent"},
+        {"status", "active"},
+        {"scope",
+         {{"coding", Json::array({{{"system", "http://terminology.hl7.org/CodeSystem/consentscope"},
+                                   {"code", "patient-privacy"}}})}}},
+        {"category", Json::array({{{"coding", Json::array({{{"system", "http://loinc.org"}, {"code", "59284-0"}}})},
+                                   {"text", "情報提供の停止(オプトアウト) / opt-out of data sharing"}}})},
+        {"patient", {{"reference", "Patient/" + patient}}},
+        {"dateTime", resources::format_instant(resources::now_millis())},
+        {"policy", Json::array({{{"uri", access::kOptOutPolicy}}})},
+        {"provision", provision}};
+    if (!jstr(b, "reason").empty())
+      consent["extension"] = Json::array(
+          {{{"url", "http://kasama-fhir.example/fhir/StructureDefinition/opt-out-reason"}, {"valueString", jstr(b, "reason")}}});
+    RestResponse r = fhir_as_server(req, "POST", {"Consent"}, resources::dump_json(consent));
+    if (r.status != 201) fhir_failed(r, "the opt-out could not be recorded");
+    auto parsed = resources::parse_json(r.body);
+    log_info("opt-out recorded for Patient/" + patient + " by " + by.account_id);
+    return json_response(201, opt_out_json(parsed.ok ? parsed.value : consent));
+  }
+  if (s.size() == 4 && s[3] == "withdraw" && req.method == "POST") {
+    RestResponse cur = fhir_as_server(req, "GET", {"Consent", s[2]}, "");
+    if (cur.status != 200) fhir_failed(cur, "no opt-out " + s[2]);
+    auto parsed = resources::parse_json(cur.body);
+    if (!parsed.ok || !is_opt_out(parsed.value)) throw AuthError(404, "not-found", "no opt-out " + s[2]);
+    Json consent = parsed.value;
+    if (jstr(consent, "status") != "active")
+      throw AuthError(409, "conflict", "the opt-out is " + jstr(consent, "status") + ", not active");
+    consent["status"] = "inactive";
+    RestResponse r = fhir_as_server(req, "PUT", {"Consent", s[2]}, resources::dump_json(consent));
+    if (r.status != 200) fhir_failed(r, "the opt-out could not be withdrawn");
+    auto done = resources::parse_json(r.body);
+    log_info("opt-out " + s[2] + " withdrawn by " + by.account_id);
+    return json_response(200, opt_out_json(done.ok ? done.value : consent));
+  }
+  throw AuthError(404, "not-found", "no endpoint " + req.method + " /" + req.path());
 }
 
 }  // namespace kasama::server

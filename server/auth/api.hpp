@@ -34,6 +34,10 @@ class AuthApi {
   RestResponse certificate(const std::string& token);
   // After an institution decision: its Organization resource, active while approved.
   void sync_organization(const RestRequest& req, const Json& institution);
+  // The secretariat records and withdraws residents' opt-outs as Consents.
+  RestResponse opt_outs(const RestRequest& req, const auth::Principal& by);
+  RestResponse fhir_as_server(const RestRequest& req, const std::string& method, std::vector<std::string> segments,
+                              const std::string& body, std::vector<std::pair<std::string, std::string>> params = {});
 
   std::optional<auth::Principal> session(const RestRequest& req, bool cookie_allowed);
 

@@ -55,6 +55,22 @@ Json parse_details(const std::string& text) {
   return parsed.ok && parsed.value.is_object() ? parsed.value : Json::object();
 }
 
+// An access range as given, normalized: {"care": "read-write", …}; 400 naming the
+// member that is not a category or a mode.
+Json checked_range(const Json& j, const std::string& field) {
+  const auto& cats = access::Categories::instance();
+  try {
+    return cats.range_json(cats.parse_range(j));
+  } catch (const std::invalid_argument& e) {
+    std::string known;
+    for (std::size_t c = 1; c <= cats.size(); ++c) known += (known.empty() ? "" : ", ") + cats.code(static_cast<access::Category>(c));
+    throw AuthError(400, "invalid",
+                    "情報区分と権限(read / read-write)を指定してください / give information categories (" + known +
+                        ") with read or read-write",
+                    e.what() == std::string("categories") ? field : field + std::string(e.what()).substr(10));
+  }
+}
+
 // A row's JSON details with reason recorded under key (unchanged when there is none).
 std::string with_reason(const std::string& details, const char* key, const std::string& reason) {
   if (reason.empty()) return details;
@@ -505,6 +521,49 @@ std::string AuthService::new_token(Connection& c, const std::string& kind, const
 
 namespace {
 
+// An institution's granted range: details.access (set at approval or later by the owner).
+access::Range institution_range(const std::string& details) {
+  Json d = parse_details(details);
+  auto it = d.find("access");
+  if (it == d.end()) return {};
+  try {
+    return access::Categories::instance().parse_range(*it);
+  } catch (const std::invalid_argument&) {
+    return {};  // validated when written; never wider than nothing
+  }
+}
+
+// The access range of a token: the institution's (the account's, and the terminal's when it
+// belongs to another one), narrowed by the user's own range when the secretariat set one.
+void set_range(Principal& p, const storage::TokenContext& x) {
+  const bool user = !x.token.account_id.empty();
+  if (user && (is_city_role(x.role) || x.role == "citizen")) return;
+  std::string inst = user ? x.institution_id : x.client_institution_id;
+  if (inst.empty()) inst = x.client_institution_id;
+  if (inst.empty()) {
+    if (!user) return;
+    // Staff without an institution are not expected; they see only the directory.
+    p.institution_scoped = true;
+    return;
+  }
+  p.institution_scoped = true;
+  p.access_institution = inst;
+  p.range = institution_range(user && !x.institution_id.empty() ? x.account_institution_details
+                                                                 : x.client_institution_details);
+  if (user && !x.client_institution_id.empty() && x.client_institution_id != inst)
+    p.range = p.range.intersect(institution_range(x.client_institution_details));
+  if (user) {
+    Json d = parse_details(x.account_details);
+    if (auto it = d.find("access"); it != d.end()) {
+      try {
+        p.range = p.range.intersect(access::Categories::instance().parse_range(*it));
+      } catch (const std::invalid_argument&) {
+        p.range = {};
+      }
+    }
+  }
+}
+
 Principal principal_of(const storage::TokenContext& x, const std::string& hash) {
   Principal p;
   p.kind = x.token.kind;
@@ -522,6 +581,7 @@ Principal principal_of(const storage::TokenContext& x, const std::string& hash) 
   p.patient = x.token.patient_id;
   p.scope_text = x.token.scope;
   p.scopes = ScopeSet::parse(x.token.scope);
+  set_range(p, x);
   return p;
 }
 
@@ -737,7 +797,7 @@ Json AuthService::apply_institution(const Json& app) {
     if (app.contains(k) && app[k].is_string()) details[k] = app[k];
   }
   details["manager"] = Json{{"name", str(manager, "name")}};
-  if (app.contains("categories")) details["categories"] = app["categories"];
+  if (app.contains("categories")) details["categories"] = checked_range(app["categories"], "categories");
   r.details = resources::dump_json(details);
   r.state = "applied";
   r.applied_at = now_ms();
@@ -754,7 +814,7 @@ Json AuthService::apply_institution(const Json& app) {
 }
 
 Json AuthService::decide_institution(const Principal& by, const std::string& id, bool approve,
-                                     const std::string& reason) {
+                                     const std::string& reason, const Json& categories) {
   EpochBump changed{epoch_};
   require(by, {"owner"});
   return storage::with_transaction(pool_, [&](Connection& c) {
@@ -768,6 +828,11 @@ Json AuthService::decide_institution(const Principal& by, const std::string& id,
     r->decided_by = by.account_id;
     Json d = parse_details(r->details);
     if (!reason.empty()) d["decisionReason"] = reason;
+    if (approve) {
+      // The range granted: as given by the owner, else as applied for.
+      const Json& asked = d.contains("categories") ? d["categories"] : Json::object();
+      d["access"] = checked_range(categories.is_null() ? asked : categories, "categories");
+    }
     r->details = resources::dump_json(d);
     store_.update_institution(c, *r);
     Json out = institution_json(*r);
@@ -788,6 +853,23 @@ Json AuthService::decide_institution(const Principal& by, const std::string& id,
     }
     log_info("institution " + id + (approve ? " approved" : " rejected") + " by " + by.account_id);
     return out;
+  });
+}
+
+Json AuthService::set_institution_access(const Principal& by, const std::string& id, const Json& categories) {
+  EpochBump changed{epoch_};
+  require(by, {"owner"});
+  const Json range = checked_range(categories, "categories");
+  return storage::with_transaction(pool_, [&](Connection& c) {
+    auto r = store_.institution(c, id, true);
+    if (!r) throw AuthError(404, "not-found", "no institution " + id);
+    if (r->state != "active") throw AuthError(409, "conflict", "the institution is " + r->state + ", not active");
+    Json d = parse_details(r->details);
+    d["access"] = range;
+    r->details = resources::dump_json(d);
+    store_.update_institution(c, *r);
+    log_info("institution " + id + " access range set by " + by.account_id + ": " + resources::dump_json(range));
+    return institution_json(*r);
   });
 }
 
@@ -1090,6 +1172,28 @@ Json AuthService::get_account(const Principal& by, const std::string& id) {
   }
   out["proxyFor"] = proxies;
   return out;
+}
+
+Json AuthService::set_account_access(const Principal& by, const std::string& id, const Json& categories) {
+  EpochBump changed{epoch_};
+  require(by, {"secretariat"});
+  const Json range = categories.is_null() ? Json() : checked_range(categories, "categories");
+  storage::with_transaction(pool_, [&](Connection& c) {
+    auto a = store_.account(c, id, true);
+    if (!a || (a->role != "practitioner" && a->role != "org-manager"))
+      throw AuthError(404, "not-found", "no institution staff account " + id);
+    Json d = parse_details(a->details);
+    if (range.is_null()) {
+      d.erase("access");
+    } else {
+      d["access"] = range;
+    }
+    a->details = resources::dump_json(d);
+    store_.update_account(c, *a);
+  });
+  log_info("account " + id + " access range " + (range.is_null() ? std::string("cleared") : resources::dump_json(range)) +
+           " by " + by.account_id);
+  return get_account(by, id);
 }
 
 Json AuthService::set_proxy(const Principal& by, const std::string& account_id, const std::string& patient_id,

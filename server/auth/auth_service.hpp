@@ -111,7 +111,12 @@ class AuthService {
 
   // --- institutions (R-11) -----------------------------------------------------------
   Json apply_institution(const Json& application);  // public: state applied
-  Json decide_institution(const Principal& by, const std::string& id, bool approve, const std::string& reason);
+  // categories: the access range granted on approval; null = the one applied for.
+  Json decide_institution(const Principal& by, const std::string& id, bool approve, const std::string& reason,
+                          const Json& categories = Json());
+  // The owner changes an institution's access range; the next request of its staff and
+  // terminals sees it.
+  Json set_institution_access(const Principal& by, const std::string& id, const Json& categories);
   Json deregister_institution(const Principal& by, const std::string& id, const std::string& reason);
   Json list_institutions(const Principal& by, const std::string& state);
   Json institution_json(const storage::InstitutionRow& r) const;
@@ -137,6 +142,9 @@ class AuthService {
   Json account_json(const storage::AccountRow& a) const;
   Json get_account(const Principal& by, const std::string& id);
   // Proxy relation for a citizen account (secretariat; R-22).
+  // The secretariat sets a staff member's own read/write range within the institution's
+  // (OM 4.2(2)); null clears it (the institution's whole range).
+  Json set_account_access(const Principal& by, const std::string& id, const Json& categories);
   Json set_proxy(const Principal& by, const std::string& account_id, const std::string& patient_id,
                  const std::string& relationship, bool active);
 

@@ -3,6 +3,7 @@
 // decision look at.
 #include <string>
 
+#include "server/access/category.hpp"
 #include "server/auth/scopes.hpp"
 
 namespace kasama::auth {
@@ -19,6 +20,12 @@ struct Principal {
   std::string patient;  // SMART launch context
   ScopeSet scopes;
   std::string scope_text;
+  // Institution staff and institution terminals see and write only their institution's
+  // access range (∩ the user's own, R-20), less the residents who opted out:
+  // server/access.
+  bool institution_scoped = false;
+  std::string access_institution;
+  access::Range range;
   bool is_user() const { return !account_id.empty(); }
 };
 

@@ -4,10 +4,12 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "server/access/policy.hpp"
 #include "server/audit/trail.hpp"
 #include "server/config.hpp"
 #include "server/interactions/rest.hpp"
@@ -24,13 +26,20 @@ namespace kasama::server {
 struct Services {
   Services(const Config& c, storage::ConnectionPool& p, storage::ResourceCache& rc, auth::AuthService* a = nullptr,
            audit::AuditTrail* t = nullptr)
-      : config(c), pool(p), cache(rc), store(c.tenant), auth(a), audit(t) {}
+      : config(c),
+        pool(p),
+        cache(rc),
+        store(c.tenant),
+        auth(a),
+        audit(t),
+        optouts(p, c.tenant, std::chrono::milliseconds(c.token_cache_ms)) {}
   const Config& config;
   storage::ConnectionPool& pool;
   storage::ResourceCache& cache;
   storage::ResourceStore store;
   auth::AuthService* auth;   // bearer tokens of FHIR requests; null only where no request comes from outside
   audit::AuditTrail* audit;  // the audit trail; null where nothing is audited (CLI tools)
+  access::OptOutRegistry optouts;
 };
 
 class Context {
@@ -49,6 +58,8 @@ class Context {
   // references below it are local, in the search index, search values and integrity checks.
   std::string base_url;
   bool in_transaction_bundle = false;  // reads must see the bundle's own uncommitted writes
+  // What the caller may see and write (server/access); null: nothing is filtered.
+  std::shared_ptr<const access::Filter> access;
   std::int64_t now = 0;                // the writes' lastUpdated, one per transaction
   std::vector<std::function<void()>> after_commit;
   // Held from the audit record's INSERT until this transaction ends (server/audit/trail.hpp).

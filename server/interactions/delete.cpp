@@ -8,6 +8,9 @@ namespace {
 
 RestResponse delete_one(Context& ctx, const RestRequest& req, const Route& r) {
   auto cur = ctx.svc.store.current(ctx.db(), r.type, r.id, storage::Lock::kUpdate);
+  // What the caller may not see is, for them, not there: nothing to delete (204), as for an
+  // id that was never used.
+  if (cur && !visible(ctx, cur->pk, cur->version, cur->category)) cur.reset();
   if (auto want = if_match_version(req); want && (!cur || *want != cur->version)) {
     throw FhirError(412, "conflict", "Version conflict: If-Match does not name the current version", "If-Match");
   }

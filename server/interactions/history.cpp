@@ -25,7 +25,14 @@ RestResponse history(Context& ctx, const RestRequest& req, const Route& r) {
   if (r.kind == Kind::kHistoryInstance) {
     auto cur = store.current(ctx.db(), r.type, r.id, storage::Lock::kNone);
     if (!cur) throw FhirError(404, "not-found", r.type + "/" + r.id + " is not known");
+    require_visible(ctx, r.type, r.id, cur);
     q.pk = cur->pk;
+  }
+  // Versions the caller may not see are left out of the entries and the total.
+  if (ctx.access) {
+    auto& db = ctx.db();
+    q.access_sql = ctx.access->sql("h.category", "h.resource_pk", "h.version",
+                                   [&db](std::string_view v) { return db.quote(v); });
   }
   PageParams page = page_params(ctx, req, {"_since", "_at", "_cursor"});
   for (const auto& [name, value] : req.params) {

@@ -40,6 +40,7 @@ RestResponse apply(Context& ctx, const RestRequest& req, const Route& r, const J
   auto& store = ctx.svc.store;
   auto cur = store.current(ctx.db(), r.type, r.id, storage::Lock::kUpdate);
   if (!cur) throw FhirError(404, "not-found", r.type + "/" + r.id + " is not known");
+  require_visible(ctx, r.type, r.id, cur);
   if (cur->deleted) throw FhirError(410, "deleted", r.type + "/" + r.id + " was deleted");
   if (auto want = if_match_version(req); want && *want != cur->version) {
     throw FhirError(412, "conflict",

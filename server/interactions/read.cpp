@@ -46,21 +46,34 @@ RestResponse read(Context& ctx, const RestRequest& req, const Route& r) {
   auto& cache = ctx.svc.cache;
   if (!ctx.in_transaction_bundle) {
     if (auto hit = cache.get(r.type, r.id)) {
-      if (hit->deleted) gone(r, hit->version, hit->last_updated);
-      return found(req, hit->version, hit->last_updated, hit->content);
+      // The subjects are needed only when some resident is hidden from this caller; an entry
+      // without them is decided from the database.
+      const access::Filter* f = ctx.access.get();
+      if (!f || !f->reads(hit->category) || f->hidden_patients.empty() || hit->subjects) {
+        if (f && (!f->reads(hit->category) || (hit->subjects && f->hides(*hit->subjects))))
+          throw not_known(r.type, r.id);
+        if (hit->deleted) gone(r, hit->version, hit->last_updated);
+        return found(req, hit->version, hit->last_updated, hit->content);
+      }
     }
   }
   const std::uint64_t ticket = cache.ticket(r.type, r.id);
   auto v = ctx.svc.store.read_current(ctx.db(), r.type, r.id);
-  if (!v) throw FhirError(404, "not-found", r.type + "/" + r.id + " is not known");
+  if (!v) throw not_known(r.type, r.id);
+  std::shared_ptr<const std::vector<std::string>> subjects;
+  if (ctx.access && !ctx.access->hidden_patients.empty())
+    subjects = std::make_shared<const std::vector<std::string>>(ctx.svc.store.subjects(ctx.db(), v->pk, v->version));
   if (!ctx.in_transaction_bundle) {
     auto entry = std::make_shared<storage::CachedResource>();
     entry->version = v->version;
     entry->last_updated = v->last_updated;
     entry->deleted = v->deleted;
     entry->content = v->content;
+    entry->category = v->category;
+    entry->subjects = subjects;
     cache.fill(r.type, r.id, entry, ticket);
   }
+  if (!visible(ctx, v->pk, v->version, v->category, subjects.get())) throw not_known(r.type, r.id);
   if (v->deleted) gone(r, v->version, v->last_updated);
   return found(req, v->version, v->last_updated, std::move(v->content));
 }
@@ -72,7 +85,7 @@ RestResponse vread(Context& ctx, const RestRequest& req, const Route& r) {
     throw FhirError(404, "not-found", r.type + "/" + r.id + " has no version '" + r.vid.substr(0, 20) + "'");
   }
   auto v = ctx.svc.store.read_version(ctx.db(), r.type, r.id, version);
-  if (!v) {
+  if (!v || !visible(ctx, v->pk, v->version, v->category)) {
     throw FhirError(404, "not-found", r.type + "/" + r.id + "/_history/" + r.vid + " is not known");
   }
   if (v->deleted) gone(r, v->version, v->last_updated);

@@ -349,6 +349,15 @@ const std::vector<std::string>& patient_compartment_params(const std::string& ty
 
 namespace {
 
+// The caller's access filter as a condition on every resource row the SQL reads.
+void restrict_to_caller(Context& ctx, SqlCompiler& comp) {
+  if (!ctx.access) return;
+  comp.restrict_to([f = ctx.access, &comp](const std::string& alias) {
+    return f->sql(alias + ".category", alias + ".pk", alias + ".version",
+                  [&comp](std::string_view v) { return comp.quote(v); });
+  });
+}
+
 // The WHERE clause for the parsed clauses over the scope's types.
 std::string build_where(SqlCompiler& comp, const SearchScope& scope, const std::vector<std::string>& types,
                         const ParsedQuery& q) {
@@ -362,6 +371,8 @@ std::string build_where(SqlCompiler& comp, const SearchScope& scope, const std::
     for (const auto& t : types) quoted.push_back(comp.quote(t));
     conds.push_back("r.res_type IN (" + search::join_sql(quoted, ",") + ")");
   }
+  // What the caller may not see is no match: before paging and counting.
+  if (comp.restricted()) conds.push_back(comp.restriction("r"));
   const std::string ctype = scope.system ? "Resource" : types.at(0);
   // Date clauses on a single-valued parameter are merged into one index condition.
   std::map<const search::SearchParam*, std::vector<const search::Clause*>> same_row;
@@ -544,6 +555,7 @@ std::vector<Fetched> includes(Context& ctx, storage::Connection& db, SqlCompiler
             pk_list(src) + ")";
         if (s.param != "*") sql += " AND x.param_hash=" + SqlCompiler::hash({s.source_type, s.param});
         if (!s.target_type.empty()) sql += " AND x.target_type=" + comp.quote(s.target_type);
+        if (comp.restricted()) sql += " AND " + comp.restriction("t");
         sql += " LIMIT " + std::to_string(kMaxIncludes + 1);
         auto rs = run_sql(ctx, db, sql);
         for (std::size_t i = 0; i < rs.size(); ++i) found.insert(static_cast<std::uint64_t>(rs.integer(i, 0)));
@@ -555,10 +567,14 @@ std::vector<Fetched> includes(Context& ctx, storage::Connection& db, SqlCompiler
         if (targets.empty()) continue;
         std::string sql = "SELECT DISTINCT x.resource_pk FROM idx_reference x";
         // Type:* names every reference parameter of that source type only.
-        if (s.param == "*" && s.source_type != "*")
+        if (s.param == "*" && s.source_type != "*") {
           sql += " JOIN resource src ON src.pk=x.resource_pk AND src.res_type=" + comp.quote(s.source_type);
+        } else if (comp.restricted()) {
+          sql += " JOIN resource src ON src.pk=x.resource_pk";
+        }
         sql += " WHERE x.tenant_id=" + comp.tenant() + " AND (x.target_type, x.target_id) IN (" +
                search::join_sql(targets, ",") + ")";
+        if (comp.restricted()) sql += " AND " + comp.restriction("src");
         if (s.param != "*") sql += " AND x.param_hash=" + SqlCompiler::hash({s.source_type, s.param});
         sql += " LIMIT " + std::to_string(kMaxIncludes + 1);
         auto rs = run_sql(ctx, db, sql);
@@ -624,6 +640,7 @@ RestResponse run_search(Context& ctx, const RestRequest& req, const SearchScope&
 
   auto& db = ctx.db();
   SqlCompiler comp(db, ctx.svc.store.tenant(), ctx.base_url);
+  restrict_to_caller(ctx, comp);
   Plan plan;
   plan.where = build_where(comp, scope, types, q);
   plan.probe_others =
@@ -656,7 +673,7 @@ RestResponse run_search(Context& ctx, const RestRequest& req, const SearchScope&
   if (want_total && rp.total != "none") {
     const bool capped = rp.total.empty() && !count_only;
     std::optional<std::string> direct;
-    if (!scope.system && scope.compartment_type.empty() && q.clauses.size() == 1) {
+    if (!scope.system && scope.compartment_type.empty() && q.clauses.size() == 1 && !comp.restricted()) {
       try {
         direct = comp.direct_count(types.at(0), q.clauses[0]);
       } catch (const search::SearchFailure& f) {
@@ -701,6 +718,7 @@ RestResponse patient_everything(Context& ctx, const RestRequest& req, const Rout
   ctx.flush_index();
   auto& db = ctx.db();
   SqlCompiler comp(db, ctx.svc.store.tenant(), ctx.base_url);
+  restrict_to_caller(ctx, comp);
   unsigned count = ctx.svc.config.default_count;
   std::optional<std::string> cursor_text;
   std::vector<std::string> types;
@@ -734,6 +752,7 @@ RestResponse patient_everything(Context& ctx, const RestRequest& req, const Rout
     if (keep) query += (query.empty() ? "?" : "&") + percent_encode(name) + "=" + percent_encode(value);
   }
   auto patient = ctx.svc.store.current(db, "Patient", r.id, storage::Lock::kNone);
+  require_visible(ctx, "Patient", r.id, patient);
   if (!patient || patient->deleted)
     throw FhirError(patient ? 410 : 404, patient ? "deleted" : "not-found", "Patient/" + r.id + " is not known");
 
@@ -750,6 +769,7 @@ RestResponse patient_everything(Context& ctx, const RestRequest& req, const Rout
   plan.where = "r.tenant_id=" + comp.tenant() +
                " AND r.deleted=0 AND r.pk IN (SELECT resource_pk FROM idx_reference WHERE tenant_id=" + comp.tenant() +
                " AND target_type='Patient' AND target_id=" + comp.quote(r.id) + " AND param_hash IN (" + hashes + "))";
+  if (comp.restricted()) plan.where += " AND " + comp.restriction("r");
   const bool with_patient = !cursor_text && (types.empty() || std::count(types.begin(), types.end(), "Patient")) &&
                             (!since || patient->last_updated >= *since);
   if (!types.empty()) {
@@ -808,6 +828,7 @@ std::vector<std::pair<std::uint64_t, std::string>> find_matches(Context& ctx, co
   ctx.flush_index();
   auto& db = ctx.db();
   SqlCompiler comp(db, ctx.svc.store.tenant(), ctx.base_url);
+  restrict_to_caller(ctx, comp);
   SearchScope scope;
   scope.types = {type};
   const std::string where = build_where(comp, scope, scope.types, q);

@@ -1,5 +1,7 @@
 #include "server/interactions/service.hpp"
 
+#include "resources/fhir_time.hpp"
+#include "server/access/policy.hpp"
 #include "server/auth/auth_service.hpp"
 #include "server/interactions/authorize.hpp"
 #include "server/interactions/support.hpp"
@@ -9,6 +11,9 @@ namespace kasama::server {
 
 RestResponse FhirService::dispatch(Context& ctx, const RestRequest& req, const Route& route_in) {
   ctx.base_url = req.base_url;
+  // What the caller may see and write (server/access), decided once per request and context.
+  if (req.principal && !ctx.access)
+    ctx.access = access::filter_for(*req.principal, ctx.svc.optouts, resources::now_millis());
   Route r = route_in;
   // Every interaction, also each entry of a batch or transaction (a transaction's entries were
   // all checked before any ran).

@@ -1,5 +1,7 @@
 #include "server/interactions/support.hpp"
 
+#include "server/access/category.hpp"
+#include "server/access/policy.hpp"
 #include "server/interactions/search_engine.hpp"
 #include "server/search/extract.hpp"
 
@@ -168,14 +170,68 @@ std::int64_t write_time(Context& ctx, const std::optional<storage::CurrentRow>& 
   return t;
 }
 
-void queue_cache_put(Context& ctx, const WriteResult& w, bool deleted) {
+void queue_cache_put(Context& ctx, const WriteResult& w, bool deleted, std::uint8_t category,
+                     std::vector<std::string> subjects) {
   auto entry = std::make_shared<storage::CachedResource>();
   entry->version = w.version;
   entry->last_updated = w.last_updated;
   entry->deleted = deleted;
   entry->content = w.content;
+  entry->category = category;
+  entry->subjects = std::make_shared<const std::vector<std::string>>(std::move(subjects));
   ctx.after_commit.push_back(
       [&cache = ctx.svc.cache, type = w.type, id = w.id, entry] { cache.written(type, id, entry); });
+}
+
+}  // namespace
+
+std::vector<std::string> subjects_of(const std::string& type, const std::string& id, const storage::IndexRows& rows) {
+  std::vector<std::string> out;
+  if (type == "Patient") out.push_back(id);
+  const auto& params = patient_compartment_params(type);
+  for (const auto& ref : rows.references) {
+    if (ref.target_type == "Patient" && !ref.target_id.empty() && ref.target_id[0] != '~' &&
+        std::find(params.begin(), params.end(), ref.param) != params.end())
+      out.push_back(ref.target_id);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+bool visible(Context& ctx, std::uint64_t pk, std::uint32_t version, std::uint8_t category,
+             const std::vector<std::string>* known_subjects) {
+  const access::Filter* f = ctx.access.get();
+  if (!f) return true;
+  if (!f->reads(category)) return false;
+  if (f->hidden_patients.empty()) return true;
+  if (known_subjects) return !f->hides(*known_subjects);
+  return !f->hides(ctx.svc.store.subjects(ctx.db(), pk, version));
+}
+
+FhirError not_known(const std::string& type, const std::string& id) {
+  return FhirError(404, "not-found", type + "/" + id + " is not known");
+}
+
+void require_visible(Context& ctx, const std::string& type, const std::string& id,
+                     const std::optional<storage::CurrentRow>& cur) {
+  if (!cur || !ctx.access) return;
+  // A delete marker carries the labels of the version it deleted: hidden the same way.
+  if (!visible(ctx, cur->pk, cur->version, cur->category)) throw not_known(type, id);
+}
+
+namespace {
+
+[[noreturn]] void refuse_category(const std::string& type, access::Category c) {
+  const auto& cats = access::Categories::instance();
+  throw FhirError(403, "forbidden",
+                  "この情報区分(" + cats.display(c) + ")への書き込み権限がありません / the access range of your "
+                  "institution or account does not allow writing " + type + " resources of category '" + cats.code(c) +
+                  "' (R-20)");
+}
+
+void queue_opt_out_change(Context& ctx) {
+  ctx.after_commit.push_back([&reg = ctx.svc.optouts] { reg.changed(); });
 }
 
 }  // namespace
@@ -184,10 +240,23 @@ WriteResult store_resource(Context& ctx, Json resource, const std::string& type,
                            const std::optional<storage::CurrentRow>& existing, const std::string& method) {
   auto& store = ctx.svc.store;
   auto& db = ctx.db();
+  const access::Filter* filter = ctx.access.get();
   WriteResult w;
   w.type = type;
   w.id = id;
   w.created = !existing || existing->deleted;
+  // The information category is the server's: a label of its system in the request is
+  // replaced by what the rules say.
+  const auto& cats = access::Categories::instance();
+  const access::Category category = cats.classify(type, resource);
+  cats.set_label(resource, category);
+  if (filter) {
+    if (existing && !existing->deleted) {
+      require_visible(ctx, type, id, existing);
+      if (!filter->writes(existing->category)) refuse_category(type, existing->category);
+    }
+    if (!filter->writes(category)) refuse_category(type, category);
+  }
   if (existing && !existing->deleted && method != "POST") {
     // An update that changes nothing keeps the current version (no history noise).
     auto cur = store.read_current(db, type, id);
@@ -207,6 +276,24 @@ WriteResult store_resource(Context& ctx, Json resource, const std::string& type,
   w.last_updated = write_time(ctx, existing);
   w.content = finalize(resource, type, id, w.version, w.last_updated);
 
+  // The search index is written in the resource's own transaction, from the content as stored.
+  storage::IndexRows rows = search::Extractor::instance().extract(type, resource, ctx.base_url);
+  storage::AccessLabels labels;
+  labels.category = category;
+  labels.subjects = subjects_of(type, id, rows);
+  if (filter) {
+    // Data about a resident hidden from the caller: answered as for a resident who is not
+    // there, so that the refusal does not reveal them.
+    for (const auto& s : labels.subjects) {
+      if (filter->hides_patient(s) && !(type == "Patient" && s == id)) {
+        FhirError err(409, "not-found",
+                      "Referential integrity: the resource refers to Patient/" + s +
+                          ", which does not exist on this server");
+        err.entry = ctx.current_entry;
+        throw err;
+      }
+    }
+  }
   auto links = local_links(resource, ctx.base_url);
   if (ctx.svc.config.ref_integrity == RefIntegrity::kStrict) {
     for (const auto& l : links) {
@@ -215,19 +302,27 @@ WriteResult store_resource(Context& ctx, Json resource, const std::string& type,
     }
   }
   try {
-    w.pk = store.write_version(db, existing, type, id, w.version, w.last_updated, method, w.content);
+    w.pk = store.write_version(db, existing, type, id, w.version, w.last_updated, method, w.content, labels);
   } catch (const storage::DbError& e) {
     // Two creates of the same new id raced: run again, and the loser becomes an update.
     if (e.duplicate_key() && !existing) throw RetryTransaction{};
     throw;
   }
-  // The search index is written in the resource's own transaction, from the content as stored.
+  if (type == "Consent") {
+    std::vector<storage::OptOutRow> optouts;
+    for (auto& o : access::opt_outs_of(resource, ctx.base_url))
+      optouts.push_back({std::move(o.patient_id), std::move(o.institution_id), o.start_ms, o.end_ms});
+    if (existing || !optouts.empty()) {
+      store.replace_opt_outs(db, w.pk, optouts);
+      queue_opt_out_change(ctx);
+    }
+  }
   auto& pending = ctx.pending_index[w.pk];
   pending.existed = pending.existed || existing.has_value();
   pending.type = type;
-  pending.rows = search::Extractor::instance().extract(type, resource, ctx.base_url);
+  pending.rows = std::move(rows);
   if (existing || !links.empty()) store.replace_links(db, w.pk, links);
-  queue_cache_put(ctx, w, false);
+  queue_cache_put(ctx, w, false, category, std::move(labels.subjects));
   return w;
 }
 
@@ -235,6 +330,10 @@ WriteResult store_delete(Context& ctx, const std::string& type, const std::strin
                          const storage::CurrentRow& existing) {
   auto& store = ctx.svc.store;
   auto& db = ctx.db();
+  if (ctx.access) {
+    require_visible(ctx, type, id, existing);
+    if (!ctx.access->writes(existing.category)) refuse_category(type, existing.category);
+  }
   if (ctx.svc.config.ref_integrity != RefIntegrity::kOff)
     ctx.pending_deletes.push_back({type, id, existing.pk, ctx.current_entry});
   WriteResult w;
@@ -242,10 +341,19 @@ WriteResult store_delete(Context& ctx, const std::string& type, const std::strin
   w.id = id;
   w.version = existing.version + 1;
   w.last_updated = write_time(ctx, existing);
-  w.pk = store.write_version(db, existing, type, id, w.version, w.last_updated, "DELETE", "");
+  // The marker keeps the deleted version's labels: its history stays hidden from whom the
+  // version was.
+  storage::AccessLabels labels;
+  labels.category = existing.category;
+  labels.subjects = store.subjects(db, existing.pk, existing.version);
+  w.pk = store.write_version(db, existing, type, id, w.version, w.last_updated, "DELETE", "", labels);
   ctx.pending_index.erase(w.pk);
   store.clear_dependents(db, w.pk);
-  queue_cache_put(ctx, w, true);
+  if (type == "Consent") {
+    store.replace_opt_outs(db, w.pk, {});
+    queue_opt_out_change(ctx);
+  }
+  queue_cache_put(ctx, w, true, existing.category, std::move(labels.subjects));
   return w;
 }
 
@@ -268,6 +376,8 @@ void check_integrity(Context& ctx) {
     if (!checked.emplace(l.type, l.id).second) continue;
     // A shared lock keeps the target from being deleted until this transaction ends.
     auto target = store.current(ctx.db(), l.type, l.id, storage::Lock::kShare);
+    // A target hidden from the caller is answered for as one that is not there.
+    if (target && !target->deleted && !visible(ctx, target->pk, target->version, target->category)) target.reset();
     if (!target || target->deleted) {
       FhirError err(409, "not-found",
                     "Referential integrity: " + l.path + " refers to " + l.type + "/" + l.id + ", which " +

@@ -52,6 +52,20 @@ WriteResult store_resource(Context& ctx, Json resource, const std::string& type,
 WriteResult store_delete(Context& ctx, const std::string& type, const std::string& id,
                          const storage::CurrentRow& existing);
 
+// --- access (server/access): what the request's caller may see -----------------------------
+// The Patients a version with these index rows belongs to (itself for a Patient).
+std::vector<std::string> subjects_of(const std::string& type, const std::string& id, const storage::IndexRows& rows);
+// Whether the caller may see a stored version (its category, and the residents it is about);
+// always true when nothing is filtered. Subjects are read from the database unless given.
+bool visible(Context& ctx, std::uint64_t pk, std::uint32_t version, std::uint8_t category,
+             const std::vector<std::string>* known_subjects = nullptr);
+// "Type/id is not known" (404): also the answer for what the caller may not see, so that a
+// denial never tells a hidden resource from one that is not there.
+FhirError not_known(const std::string& type, const std::string& id);
+// Throws not_known when the current row (live or a delete marker) is hidden from the caller.
+void require_visible(Context& ctx, const std::string& type, const std::string& id,
+                     const std::optional<storage::CurrentRow>& cur);
+
 // Checks the referential integrity of everything the transaction wrote (409 on failure).
 void check_integrity(Context& ctx);
 

@@ -24,6 +24,8 @@ void check_version(const RestRequest& req, const Route& r, const std::optional<s
 RestResponse put(Context& ctx, const RestRequest& req, const Route& r, Json resource,
                  const Criteria* criteria = nullptr) {
   auto cur = ctx.svc.store.current(ctx.db(), r.type, r.id, storage::Lock::kUpdate);
+  // Before If-Match: a version conflict would tell a hidden resource's version.
+  require_visible(ctx, r.type, r.id, cur);
   check_version(req, r, cur);
   WriteResult w = store_resource(ctx, std::move(resource), r.type, r.id, cur, "PUT");
   if (criteria && w.created) claim_criteria(ctx, r.type, *criteria, w.pk);

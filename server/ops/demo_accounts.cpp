@@ -73,7 +73,10 @@ bool create_demo_accounts(auth::AuthService& auth, FhirService& fhir, const std:
                                           {"address", "茨城県笠間市中央三丁目2番1号"},
                                           {"manager", {{"name", "池野 誠 (Ikeno Makoto, demo institution manager)"}}}});
   const std::string inst_id = inst["id"];
-  Json decided = auth.decide_institution(owner, inst_id, true, "demo");
+  // The demo vendor systems (and the test suites that use them) read and write every
+  // category; the access-control tests make institutions with narrower ranges.
+  const auto& cats = access::Categories::instance();
+  Json decided = auth.decide_institution(owner, inst_id, true, "demo", cats.range_json(cats.full_range()));
   out["institution"] = {{"id", inst_id}, {"name", inst["name"]}};
   out["org-manager"] = issued(auth.issue_account(ops, decided["managerAccountRequest"]));
   const Principal manager = acting(out["org-manager"]["id"], "org-manager", inst_id);

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "resources/json.hpp"
+#include "server/access/category.hpp"
 #include "server/interactions/support.hpp"
 #include "server/log.hpp"
 #include "server/search/extract.hpp"
@@ -62,8 +63,53 @@ ReindexResult reindex(Services& svc, const std::string& type, const std::string&
     }
     if (progress) progress(result.resources);
   }
+  if (type.empty()) result.relabelled = relabel(svc, base_url);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+std::uint64_t relabel(Services& svc, const std::string& base_url) {
+  const auto& cats = access::Categories::instance();
+  const auto& extractor = search::Extractor::instance();
+  auto conn = svc.pool.acquire(std::chrono::seconds(30));
+  storage::Connection& c = *conn;
+  std::uint64_t done = 0, after_pk = 0;
+  std::uint32_t after_version = 0;
+  while (true) {
+    c.begin();
+    try {
+      auto rows = svc.store.unlabelled(c, after_pk, after_version, kBatch);
+      if (rows.empty()) {
+        c.commit();
+        break;
+      }
+      for (const auto& u : rows) {
+        after_pk = u.pk;
+        after_version = u.version;
+        storage::AccessLabels labels;
+        if (u.content.empty()) {
+          // A delete marker: the labels of the version it deleted (labelled just before).
+          labels.category = cats.classify(u.type, Json::object());
+          if (u.version > 1) labels.subjects = svc.store.subjects(c, u.pk, u.version - 1);
+        } else {
+          auto parsed = resources::parse_json(u.content);
+          if (!parsed.ok) continue;
+          labels.category = cats.label_of(parsed.value);
+          if (labels.category == access::kUnlabelled) labels.category = cats.classify(u.type, parsed.value);
+          const std::string id = parsed.value.value("id", "");
+          labels.subjects = subjects_of(u.type, id, extractor.extract(u.type, parsed.value, base_url));
+        }
+        svc.store.set_labels(c, u.pk, u.version, labels, u.current);
+        ++done;
+      }
+      c.commit();
+    } catch (...) {
+      c.rollback();
+      throw;
+    }
+  }
+  if (done) log_info("access labels given to " + std::to_string(done) + " stored versions");
+  return done;
 }
 
 RestResponse reindex_operation(Context& ctx, const RestRequest& req, const Route& r) {

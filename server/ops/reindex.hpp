@@ -16,6 +16,7 @@ namespace kasama::server {
 
 struct ReindexResult {
   std::uint64_t resources = 0;
+  std::uint64_t relabelled = 0;  // versions given their access labels (stored before labels existed)
   double seconds = 0;
 };
 
@@ -23,6 +24,11 @@ struct ReindexResult {
 // progress is called after each batch with the running count.
 ReindexResult reindex(Services& svc, const std::string& type, const std::string& base_url,
                       const std::function<void(std::uint64_t)>& progress = {});
+
+// Gives every stored version without access labels (category 0: written before migration
+// 0005) its category — from its meta.security label, else by the rules — and its subjects.
+// A full reindex runs it; returns the number of versions labelled.
+std::uint64_t relabel(Services& svc, const std::string& base_url);
 
 // The base for reindexing without a request: KASAMA_BASE_URL, else https://localhost:PORT/fhir.
 std::string default_base_url(const Config& config);

@@ -354,7 +354,7 @@ std::string SqlCompiler::clause(const std::string& type, const Clause& cl, const
     return r + ".res_id IN (SELECT " + s + ".target_id FROM idx_reference " + s + " JOIN resource " + s + "r ON " + s +
            "r.pk=" + s + ".resource_pk WHERE " + s + ".tenant_id=" + tenant() + " AND " + s +
            ".param_hash=" + hash({h.source_type, h.ref_param->code}) + " AND " + s + ".target_type=" + quote(type) +
-           " AND " + clause(h.source_type, h.inner, s + "r") + ")";
+           " AND " + clause(h.source_type, h.inner, s + "r") + restricted(s + "r") + ")";
   }
   if (cl.chain) {
     const Chain& ch = *cl.chain;
@@ -364,7 +364,7 @@ std::string SqlCompiler::clause(const std::string& type, const Clause& cl, const
            ".tenant_id=" + tenant() + " AND " + t + ".res_type=" + x + ".target_type AND " + t + ".res_id=" + x +
            ".target_id AND " + t + ".deleted=0 WHERE " + x + ".tenant_id=" + tenant() + " AND " + x +
            ".param_hash=" + hash({type, cl.param->code}) + " AND " + x + ".target_type=" + quote(ch.target_type) +
-           " AND " + clause(ch.target_type, ch.inner, t) + ")";
+           " AND " + clause(ch.target_type, ch.inner, t) + restricted(t) + ")";
   }
   const SearchParam& p = *cl.param;
   if (p.type == ParamType::kSpecial || (p.expression.empty() && p.code != "_id" && p.code != "_lastUpdated"))

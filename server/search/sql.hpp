@@ -3,6 +3,7 @@
 // function per parameter type and modifier; parameters are data. Values reach the SQL only
 // as hashes, numbers or through Connection::quote.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -50,6 +51,12 @@ class SqlCompiler {
   // the parameter for the resource row alias r; empty when the type cannot be sorted on.
   std::string sort_value(const std::string& type, const SearchParam& p, bool descending, const std::string& r);
 
+  // A condition over a resource row alias that every resource a chain or _has looks into
+  // must meet as well (the caller's access filter); none by default.
+  void restrict_to(std::function<std::string(const std::string& alias)> f) { restrict_ = std::move(f); }
+  bool restricted() const { return static_cast<bool>(restrict_); }
+  std::string restriction(const std::string& alias) const { return restrict_ ? restrict_(alias) : std::string(); }
+
   std::string quote(std::string_view s) const { return c_.quote(s); }
   std::string tenant() const { return std::to_string(tenant_); }
   static std::string hash(std::initializer_list<std::string_view> parts);
@@ -67,6 +74,8 @@ class SqlCompiler {
   std::string base_url_;
   unsigned alias_ = 0;
   std::optional<std::pair<std::string, std::string>> last_index_;  // (table, condition) of the last in_index
+  std::function<std::string(const std::string&)> restrict_;
+  std::string restricted(const std::string& alias) const { return restrict_ ? " AND " + restrict_(alias) : ""; }
 };
 
 // The half-width of the range a decimal's written precision implies ("100" -> 0.5, "1.50" -> 0.005).

@@ -374,7 +374,7 @@ std::optional<TokenContext> AuthStore::token_context(Connection& c, const std::s
       "SELECT t.kind, t.account_id, t.client_id, t.scope, t.patient_id, t.family, t.created_at, t.expires_at, "
       "t.last_used, t.revoked, a.state, a.role, a.name, a.institution_id, a.fhir_user, a.admin_right, "
       "a.password_initial, a.totp_secret IS NOT NULL, ia.state, c.state, c.terminal_id, ic.state, "
-      "p.ended_at IS NULL AND p.started_at IS NOT NULL "
+      "p.ended_at IS NULL AND p.started_at IS NOT NULL, a.details, ia.details, c.institution_id, ic.details "
       "FROM auth_token t "
       "LEFT JOIN auth_account a ON a.tenant_id=t.tenant_id AND a.id=t.account_id "
       "LEFT JOIN auth_institution ia ON ia.tenant_id=t.tenant_id AND ia.id=a.institution_id "
@@ -409,6 +409,10 @@ std::optional<TokenContext> AuthStore::token_context(Connection& c, const std::s
   x.terminal_id = rs.take(0, 20);
   x.client_institution_state = rs.take(0, 21);
   x.proxy_active = !rs.is_null(0, 22) && rs.integer(0, 22) != 0;
+  x.account_details = rs.take(0, 23);
+  x.account_institution_details = rs.take(0, 24);
+  x.client_institution_id = rs.take(0, 25);
+  x.client_institution_details = rs.take(0, 26);
   return x;
 }
 

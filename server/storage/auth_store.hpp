@@ -66,6 +66,8 @@ struct TokenContext {
   bool admin_right = false, password_initial = false, has_totp = false;
   std::string client_state, terminal_id, client_institution_state;
   bool proxy_active = false;  // an active auth_proxy row for (account, patient)
+  // What the access range comes from (JSON texts; empty when there is none).
+  std::string account_details, account_institution_details, client_institution_id, client_institution_details;
 };
 
 class AuthStore {

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace kasama::storage {
 
@@ -21,6 +22,8 @@ struct CachedResource {
   std::int64_t last_updated = 0;
   bool deleted = false;
   std::string content;
+  std::uint8_t category = 0;  // access labels (migration 0005)
+  std::shared_ptr<const std::vector<std::string>> subjects;  // null: not known here
 };
 
 class ResourceCache {

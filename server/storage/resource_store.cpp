@@ -23,9 +23,11 @@ std::string_view column_text(std::string_view s) {
   return resources::utf8_prefix(s, kTokenColumnChars);
 }
 
-StoredVersion version_from(ResultSet& rs, std::size_t r, const std::string& type, const std::string& id) {
-  // columns: pk, version, last_updated, method, content
+StoredVersion version_from(ResultSet& rs, std::size_t r, const std::string& type, const std::string& id,
+                           std::size_t category_col) {
+  // columns: pk, version, last_updated, method, content; the category at category_col
   StoredVersion v;
+  v.category = static_cast<std::uint8_t>(rs.integer(r, category_col));
   v.pk = static_cast<std::uint64_t>(rs.integer(r, 0));
   v.type = type;
   v.id = id;
@@ -48,68 +50,135 @@ std::string url_key(std::string_view url) {
 std::optional<CurrentRow> ResourceStore::current(Connection& c, const std::string& type, const std::string& id,
                                                  Lock lock) const {
   static constexpr const char* kSql[] = {
-      "SELECT pk, version, deleted, last_updated FROM resource WHERE tenant_id=? AND res_type=? AND res_id=?",
-      "SELECT pk, version, deleted, last_updated FROM resource WHERE tenant_id=? AND res_type=? AND res_id=? "
+      "SELECT pk, version, deleted, last_updated, category FROM resource WHERE tenant_id=? AND res_type=? AND res_id=?",
+      "SELECT pk, version, deleted, last_updated, category FROM resource WHERE tenant_id=? AND res_type=? AND res_id=? "
       "LOCK IN SHARE MODE",
-      "SELECT pk, version, deleted, last_updated FROM resource WHERE tenant_id=? AND res_type=? AND res_id=? FOR "
-      "UPDATE",
+      "SELECT pk, version, deleted, last_updated, category FROM resource WHERE tenant_id=? AND res_type=? AND res_id=? "
+      "FOR UPDATE",
   };
   auto rs =
       c.query(kSql[static_cast<int>(lock)], {std::int64_t{tenant_}, std::string_view(type), std::string_view(id)});
   if (rs.empty()) return std::nullopt;
   return CurrentRow{static_cast<std::uint64_t>(rs.integer(0, 0)), static_cast<std::uint32_t>(rs.integer(0, 1)),
-                    rs.integer(0, 2) != 0, ts(rs.text(0, 3))};
+                    rs.integer(0, 2) != 0, ts(rs.text(0, 3)), static_cast<std::uint8_t>(rs.integer(0, 4))};
 }
 
 std::optional<StoredVersion> ResourceStore::read_current(Connection& c, const std::string& type,
                                                          const std::string& id) const {
   auto rs = c.query(
-      "SELECT r.pk, r.version, h.last_updated, h.method, h.content FROM resource r "
+      "SELECT r.pk, r.version, h.last_updated, h.method, h.content, h.category FROM resource r "
       "JOIN resource_history h ON h.resource_pk = r.pk AND h.version = r.version "
       "WHERE r.tenant_id=? AND r.res_type=? AND r.res_id=?",
       {std::int64_t{tenant_}, std::string_view(type), std::string_view(id)});
   if (rs.empty()) return std::nullopt;
-  return version_from(rs, 0, type, id);
+  return version_from(rs, 0, type, id, 5);
 }
 
 std::optional<StoredVersion> ResourceStore::read_version(Connection& c, const std::string& type, const std::string& id,
                                                          std::uint32_t version) const {
   auto rs = c.query(
-      "SELECT r.pk, h.version, h.last_updated, h.method, h.content FROM resource r "
+      "SELECT r.pk, h.version, h.last_updated, h.method, h.content, h.category FROM resource r "
       "JOIN resource_history h ON h.resource_pk = r.pk AND h.version = ? "
       "WHERE r.tenant_id=? AND r.res_type=? AND r.res_id=?",
       {std::int64_t{version}, std::int64_t{tenant_}, std::string_view(type), std::string_view(id)});
   if (rs.empty()) return std::nullopt;
-  return version_from(rs, 0, type, id);
+  return version_from(rs, 0, type, id, 5);
 }
 
 std::uint64_t ResourceStore::write_version(Connection& c, const std::optional<CurrentRow>& existing,
                                            const std::string& type, const std::string& id, std::uint32_t version,
                                            std::int64_t last_updated, const std::string& method,
-                                           const std::string& content) const {
+                                           const std::string& content, const AccessLabels& labels) const {
   const std::string when = format_sql(last_updated);
   const std::int64_t deleted = content.empty() ? 1 : 0;
+  const std::int64_t category = labels.category;
   std::uint64_t pk;
   if (!existing) {
     auto rs = c.query(
-        "INSERT INTO resource (tenant_id, res_type, res_id, version, last_updated, deleted) VALUES (?,?,?,?,?,?)",
+        "INSERT INTO resource (tenant_id, res_type, res_id, version, last_updated, deleted, category) VALUES "
+        "(?,?,?,?,?,?,?)",
         {std::int64_t{tenant_}, std::string_view(type), std::string_view(id), std::int64_t{version},
-         std::string_view(when), deleted});
+         std::string_view(when), deleted, category});
     pk = rs.insert_id;
   } else {
     pk = existing->pk;
-    c.query("UPDATE resource SET version=?, last_updated=?, deleted=? WHERE pk=?",
-            {std::int64_t{version}, std::string_view(when), deleted, pk});
+    c.query("UPDATE resource SET version=?, last_updated=?, deleted=?, category=? WHERE pk=?",
+            {std::int64_t{version}, std::string_view(when), deleted, category, pk});
     c.query("UPDATE resource_history SET superseded_at=? WHERE resource_pk=? AND version=?",
             {std::string_view(when), pk, std::int64_t{existing->version}});
   }
   c.query(
-      "INSERT INTO resource_history (resource_pk, version, tenant_id, res_type, res_id, last_updated, method, content) "
-      "VALUES (?,?,?,?,?,?,?,?)",
+      "INSERT INTO resource_history (resource_pk, version, tenant_id, res_type, res_id, last_updated, method, content, "
+      "category) VALUES (?,?,?,?,?,?,?,?,?)",
       {pk, std::int64_t{version}, std::int64_t{tenant_}, std::string_view(type), std::string_view(id),
        std::string_view(when), std::string_view(method),
-       content.empty() ? Param(nullptr) : Param(std::string_view(content))});
+       content.empty() ? Param(nullptr) : Param(std::string_view(content)), category});
+  insert_subjects(c, pk, version, labels.subjects);
   return pk;
+}
+
+void ResourceStore::insert_subjects(Connection& c, std::uint64_t pk, std::uint32_t version,
+                                    const std::vector<std::string>& subjects) const {
+  if (subjects.empty()) return;
+  std::string sql = "INSERT IGNORE INTO resource_subject (resource_pk, version, tenant_id, patient_id) VALUES ";
+  for (std::size_t i = 0; i < subjects.size(); ++i) {
+    sql += (i ? ",(" : "(") + std::to_string(pk) + "," + std::to_string(version) + "," + std::to_string(tenant_) +
+           "," + c.quote(subjects[i]) + ")";
+  }
+  c.execute_text(sql);
+}
+
+std::vector<std::string> ResourceStore::subjects(Connection& c, std::uint64_t pk, std::uint32_t version) const {
+  auto rs = c.query("SELECT patient_id FROM resource_subject WHERE resource_pk=? AND version=?",
+                    {pk, std::int64_t{version}});
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < rs.size(); ++i) out.push_back(rs.take(i, 0));
+  return out;
+}
+
+void ResourceStore::set_labels(Connection& c, std::uint64_t pk, std::uint32_t version, const AccessLabels& labels,
+                               bool current) const {
+  const std::int64_t category = labels.category;
+  c.query("UPDATE resource_history SET category=? WHERE resource_pk=? AND version=?",
+          {category, pk, std::int64_t{version}});
+  if (current) c.query("UPDATE resource SET category=? WHERE pk=? AND version=?", {category, pk, std::int64_t{version}});
+  c.query("DELETE FROM resource_subject WHERE resource_pk=? AND version=?", {pk, std::int64_t{version}});
+  insert_subjects(c, pk, version, labels.subjects);
+}
+
+std::vector<ResourceStore::Unlabelled> ResourceStore::unlabelled(Connection& c, std::uint64_t after_pk,
+                                                                 std::uint32_t after_version, unsigned limit) const {
+  auto rs = c.query(
+      "SELECT h.resource_pk, h.version, h.res_type, h.content, r.version=h.version FROM resource_history h "
+      "JOIN resource r ON r.pk=h.resource_pk WHERE h.tenant_id=? AND h.category=0 AND (h.resource_pk>? OR "
+      "(h.resource_pk=? AND h.version>?)) ORDER BY h.resource_pk, h.version LIMIT ?",
+      {std::int64_t{tenant_}, after_pk, after_pk, std::int64_t{after_version}, std::int64_t{limit}});
+  std::vector<Unlabelled> out;
+  for (std::size_t i = 0; i < rs.size(); ++i) {
+    out.push_back(Unlabelled{static_cast<std::uint64_t>(rs.integer(i, 0)), static_cast<std::uint32_t>(rs.integer(i, 1)),
+                             rs.take(i, 2), rs.take(i, 3), rs.integer(i, 4) != 0});
+  }
+  return out;
+}
+
+void ResourceStore::replace_opt_outs(Connection& c, std::uint64_t consent_pk, const std::vector<OptOutRow>& rows) const {
+  c.query("DELETE FROM access_optout WHERE tenant_id=? AND consent_pk=?", {std::int64_t{tenant_}, consent_pk});
+  for (const auto& r : rows) {
+    c.query(
+        "INSERT IGNORE INTO access_optout (tenant_id, consent_pk, patient_id, institution_id, start_ms, end_ms) VALUES "
+        "(?,?,?,?,?,?)",
+        {std::int64_t{tenant_}, consent_pk, std::string_view(r.patient_id), std::string_view(r.institution_id),
+         r.start_ms, r.end_ms});
+  }
+}
+
+std::vector<OptOutRow> ResourceStore::opt_outs(Connection& c) const {
+  auto rs = c.query("SELECT patient_id, institution_id, start_ms, end_ms FROM access_optout WHERE tenant_id=?",
+                    {std::int64_t{tenant_}});
+  std::vector<OptOutRow> out;
+  for (std::size_t i = 0; i < rs.size(); ++i)
+    out.push_back(OptOutRow{rs.take(i, 0), rs.take(i, 1), rs.integer(i, 2), rs.integer(i, 3)});
+  return out;
 }
 
 namespace {
@@ -367,6 +436,7 @@ void history_where(const HistoryQuery& q, unsigned tenant, std::string& sql, std
     sql += " WHERE h.tenant_id=?";
     params.emplace_back(std::int64_t{tenant});
   }
+  if (!q.access_sql.empty()) sql += " AND " + q.access_sql;
   // keep owns the strings the string_view params point at; reserve so they never move.
   keep.reserve(8 + 2 * q.at.size());
   if (q.since) {
@@ -396,7 +466,7 @@ void history_where(const HistoryQuery& q, unsigned tenant, std::string& sql, std
 
 std::vector<StoredVersion> ResourceStore::history(Connection& c, const HistoryQuery& q) const {
   std::string sql =
-      "SELECT h.resource_pk, h.version, h.last_updated, h.method, h.content, h.res_type, h.res_id "
+      "SELECT h.resource_pk, h.version, h.last_updated, h.method, h.content, h.res_type, h.res_id, h.category "
       "FROM resource_history h";
   std::vector<Param> params;
   std::vector<std::string> keep;
@@ -421,7 +491,7 @@ std::vector<StoredVersion> ResourceStore::history(Connection& c, const HistoryQu
   for (std::size_t r = 0; r < rs.size(); ++r) {
     std::string type = rs.take(r, 5);
     std::string id = rs.take(r, 6);
-    out.push_back(version_from(rs, r, type, id));
+    out.push_back(version_from(rs, r, type, id, 7));
   }
   return out;
 }
@@ -438,14 +508,14 @@ std::uint64_t ResourceStore::history_count(Connection& c, const HistoryQuery& q)
 std::vector<StoredVersion> ResourceStore::list(Connection& c, const std::string& type, const std::string& after_id,
                                                unsigned limit) const {
   auto rs = c.query(
-      "SELECT r.pk, r.version, h.last_updated, h.method, h.content, r.res_id FROM resource r "
+      "SELECT r.pk, r.version, h.last_updated, h.method, h.content, r.res_id, h.category FROM resource r "
       "JOIN resource_history h ON h.resource_pk = r.pk AND h.version = r.version "
       "WHERE r.tenant_id=? AND r.res_type=? AND r.deleted=0 AND r.res_id > ? ORDER BY r.res_id LIMIT ?",
       {std::int64_t{tenant_}, std::string_view(type), std::string_view(after_id), std::int64_t{limit}});
   std::vector<StoredVersion> out;
   for (std::size_t r = 0; r < rs.size(); ++r) {
     std::string id = rs.take(r, 5);
-    out.push_back(version_from(rs, r, type, id));
+    out.push_back(version_from(rs, r, type, id, 6));
   }
   return out;
 }

@@ -17,6 +17,21 @@ struct CurrentRow {
   std::uint32_t version = 0;
   bool deleted = false;
   std::int64_t last_updated = 0;  // ms since epoch
+  std::uint8_t category = 0;      // server/access/category
+};
+
+// What access control knows of a version (migration 0005): its information category and
+// the Patients whose data it is.
+struct AccessLabels {
+  std::uint8_t category = 0;
+  std::vector<std::string> subjects;
+};
+
+// A resident's opt-out of one institution ("" = all) in [start_ms, end_ms) (access_optout).
+struct OptOutRow {
+  std::string patient_id;
+  std::string institution_id;
+  std::int64_t start_ms = 0, end_ms = 0;
 };
 
 struct StoredVersion {
@@ -28,6 +43,7 @@ struct StoredVersion {
   bool deleted = false;
   std::string method;   // POST, PUT, PATCH, DELETE
   std::string content;  // compact JSON; empty for a delete marker
+  std::uint8_t category = 0;
 };
 
 struct LinkRow {
@@ -48,6 +64,7 @@ struct HistoryQuery {
   std::uint64_t before_pk = 0;
   std::uint32_t before_version = 0;
   unsigned limit = 50;
+  std::string access_sql;  // a condition over the version alias h (server/access); empty = none
 };
 
 // idx_reference.target_id of a reference that is not to this server: "~" + hex of hash64(url).
@@ -64,9 +81,30 @@ class ResourceStore {
 
   // Writes a new version (content empty = delete marker) and moves the resource row to it.
   // Inserts the resource row when existing is empty; returns the resource pk.
+  // labels: the version's category and subjects (a delete marker: those of the version it
+  // deletes).
   std::uint64_t write_version(Connection& c, const std::optional<CurrentRow>& existing, const std::string& type,
                               const std::string& id, std::uint32_t version, std::int64_t last_updated,
-                              const std::string& method, const std::string& content) const;
+                              const std::string& method, const std::string& content,
+                              const AccessLabels& labels = {}) const;
+  // The Patients a version belongs to.
+  std::vector<std::string> subjects(Connection& c, std::uint64_t pk, std::uint32_t version) const;
+  // Sets the labels of a stored version (reindex).
+  void set_labels(Connection& c, std::uint64_t pk, std::uint32_t version, const AccessLabels& labels,
+                  bool current) const;
+  // Versions stored before labels existed (category 0), after pk/version, at most limit.
+  struct Unlabelled {
+    std::uint64_t pk;
+    std::uint32_t version;
+    std::string type, content;
+    bool current;
+  };
+  std::vector<Unlabelled> unlabelled(Connection& c, std::uint64_t after_pk, std::uint32_t after_version,
+                                     unsigned limit) const;
+
+  // The opt-outs a Consent (by pk) states, replaced as a whole; every opt-out of the tenant.
+  void replace_opt_outs(Connection& c, std::uint64_t consent_pk, const std::vector<OptOutRow>& rows) const;
+  std::vector<OptOutRow> opt_outs(Connection& c) const;
 
   // Replaces the search-index rows of a resource (existed: it may have rows to remove).
   void replace_index(Connection& c, std::uint64_t pk, const std::string& type, const IndexRows& rows,
@@ -107,6 +145,8 @@ class ResourceStore {
   unsigned tenant() const { return tenant_; }
 
  private:
+  void insert_subjects(Connection& c, std::uint64_t pk, std::uint32_t version,
+                       const std::vector<std::string>& subjects) const;
   unsigned tenant_;
 };
 

@@ -20,6 +20,7 @@ import {
   references,
   relativeTarget,
 } from './lib/corpus.js';
+import { categoryOf, withoutCategoryLabel } from './lib/assertions.js';
 
 const CORPORA = corporaDir();
 const DIR = CORPORA && path.join(CORPORA, 'synthea');
@@ -167,8 +168,10 @@ describe('R-05 Synthea transaction bundles', () => {
         // the server's id, versionId/lastUpdated added to meta.
         const sent = rewrite(b.entry[c.index].resource, map);
         sent.id = c.id;
-        const { versionId, lastUpdated, ...metaRest } = got.meta || {};
-        const gotCmp = { ...got, meta: metaRest };
+        const { versionId, lastUpdated, ...metaRest } = structuredClone(got.meta || {});
+        // The server labels every resource with its information category (R-03).
+        if (!categoryOf(got)) mismatches.push(`${where}: no information-category label in meta.security`);
+        const gotCmp = { ...got, meta: withoutCategoryLabel(metaRest) };
         if (!sent.meta) sent.meta = {};
         if (versionId !== '1' || typeof lastUpdated !== 'string') {
           mismatches.push(`${where}: meta.versionId '${versionId}', lastUpdated '${lastUpdated}'`);

@@ -109,3 +109,22 @@ export async function countByIdentifier(type, ident) {
 }
 
 export { request };
+
+/** The information-category system of the label the server keeps in meta.security. */
+export const CATEGORY_SYSTEM = 'http://kasama-fhir.example/fhir/CodeSystem/information-category';
+
+/** The category code the server labelled a stored resource with (undefined when none). */
+export function categoryOf(resource) {
+  return (resource?.meta?.security ?? []).find((c) => c.system === CATEGORY_SYSTEM)?.code;
+}
+
+/**
+ * meta as the client sent it: the server's own category label taken out of meta.security
+ * (and security dropped when nothing else was there). Mutates and returns meta.
+ */
+export function withoutCategoryLabel(meta) {
+  if (!meta || !Array.isArray(meta.security)) return meta;
+  meta.security = meta.security.filter((c) => c.system !== CATEGORY_SYSTEM);
+  if (meta.security.length === 0) delete meta.security;
+  return meta;
+}
