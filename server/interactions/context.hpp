@@ -60,6 +60,9 @@ class Context {
   bool in_transaction_bundle = false;  // reads must see the bundle's own uncommitted writes
   // What the caller may see and write (server/access); null: nothing is filtered.
   std::shared_ptr<const access::Filter> access;
+  // The request's audit record notes: a resource hidden by the filter is recorded as a
+  // denial there (R-30, R-33's opt-out hits), though the caller is told "not known".
+  AuditNotes* audit_notes = nullptr;
   std::int64_t now = 0;                // the writes' lastUpdated, one per transaction
   std::vector<std::function<void()>> after_commit;
   // Held from the audit record's INSERT until this transaction ends (server/audit/trail.hpp).

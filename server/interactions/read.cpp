@@ -50,8 +50,10 @@ RestResponse read(Context& ctx, const RestRequest& req, const Route& r) {
       // without them is decided from the database.
       const access::Filter* f = ctx.access.get();
       if (!f || !f->reads(hit->category) || f->hidden_patients.empty() || hit->subjects) {
-        if (f && (!f->reads(hit->category) || (hit->subjects && f->hides(*hit->subjects))))
+        if (f && (!f->reads(hit->category) || (hit->subjects && f->hides(*hit->subjects)))) {
+          note_hidden(ctx, hit->category, f->reads(hit->category));
           throw not_known(r.type, r.id);
+        }
         if (hit->deleted) gone(r, hit->version, hit->last_updated);
         return found(req, hit->version, hit->last_updated, hit->content);
       }

@@ -14,6 +14,7 @@ RestResponse FhirService::dispatch(Context& ctx, const RestRequest& req, const R
   // What the caller may see and write (server/access), decided once per request and context.
   if (req.principal && !ctx.access)
     ctx.access = access::filter_for(*req.principal, ctx.svc.optouts, resources::now_millis());
+  if (req.audit) ctx.audit_notes = req.audit;
   Route r = route_in;
   // Every interaction, also each entry of a batch or transaction (a transaction's entries were
   // all checked before any ran).

@@ -199,14 +199,27 @@ std::vector<std::string> subjects_of(const std::string& type, const std::string&
   return out;
 }
 
+void note_hidden(Context& ctx, std::uint8_t category, bool opted_out) {
+  if (!ctx.audit_notes) return;
+  ctx.audit_notes->denied = true;
+  ctx.audit_notes->detail = opted_out ? "hidden: the resident opted out (R-21)"
+                                      : "hidden: category '" + access::Categories::instance().code(category) +
+                                            "' is outside the caller's range (R-20)";
+}
+
 bool visible(Context& ctx, std::uint64_t pk, std::uint32_t version, std::uint8_t category,
              const std::vector<std::string>* known_subjects) {
   const access::Filter* f = ctx.access.get();
   if (!f) return true;
-  if (!f->reads(category)) return false;
+  if (!f->reads(category)) {
+    note_hidden(ctx, category, false);
+    return false;
+  }
   if (f->hidden_patients.empty()) return true;
-  if (known_subjects) return !f->hides(*known_subjects);
-  return !f->hides(ctx.svc.store.subjects(ctx.db(), pk, version));
+  const bool hidden =
+      known_subjects ? f->hides(*known_subjects) : f->hides(ctx.svc.store.subjects(ctx.db(), pk, version));
+  if (hidden) note_hidden(ctx, category, true);
+  return !hidden;
 }
 
 FhirError not_known(const std::string& type, const std::string& id) {

@@ -59,6 +59,8 @@ std::vector<std::string> subjects_of(const std::string& type, const std::string&
 // always true when nothing is filtered. Subjects are read from the database unless given.
 bool visible(Context& ctx, std::uint64_t pk, std::uint32_t version, std::uint8_t category,
              const std::vector<std::string>* known_subjects = nullptr);
+// Records in the request's audit notes that the filter hid something.
+void note_hidden(Context& ctx, std::uint8_t category, bool opted_out);
 // "Type/id is not known" (404): also the answer for what the caller may not see, so that a
 // denial never tells a hidden resource from one that is not there.
 FhirError not_known(const std::string& type, const std::string& id);

@@ -420,6 +420,32 @@ describe('R-20 R-21 leak matrix: every data path × every reason', () => {
   });
 });
 
+describe('R-30 a hidden resource is a denial in the audit trail, not for the caller', () => {
+  it('the caller reads "not known"; the auditor sees why', async () => {
+    const app = await api('POST', '/admin/clients', { session: s.secretariat.session, body: { name: 'Access audit console', kind: 'public', redirectUris: [REDIRECT] } });
+    assert.equal(app.status, 201, app.text);
+    const auditor = (await userToken(s.auditor.session, 'openid fhirUser user/AuditEvent.rs', { clientId: app.json.clientId })).access_token;
+    const rid = uid('access-audit');
+    const cases = [
+      [`${rid}-optout`, 'A', data['all:Observation'], /opted out/],
+      [`${rid}-category`, 'B', data['open:Observation'], /category 'checkup'/],
+    ];
+    for (const [id, caller, r, why] of cases) {
+      const res = await as(caller, 'GET', `/${r.type}/${r.id}`, { headers: { 'x-request-id': id } });
+      assert.equal(res.status, 404);
+      assert.doesNotMatch(res.text, /opted|category/, 'the caller is not told why');
+      const ev = await request('GET', `/AuditEvent?request-id=${id}`, { headers: { authorization: `Bearer ${auditor}` } });
+      assert.equal(ev.status, 200, ev.text);
+      assert.equal(ev.json.entry?.length, 1, ev.text);
+      const e = ev.json.entry[0].resource;
+      assert.ok(e.outcomeDesc.includes('(denied)'), e.outcomeDesc);
+      assert.match(e.outcomeDesc, why);
+      // whose data: the resident's Patient is named as an entity
+      assert.ok(JSON.stringify(e.entity).includes(r.type === 'Patient' ? r.id : `${r.type}/${r.id}`), JSON.stringify(e.entity));
+    }
+  });
+});
+
 describe('R-20 token-level denials leave no trace either', () => {
   const cases = [
     { caller: 'Anarrow', why: 'SMART scopes (system/Patient.rs system/Observation.rs)', types: ['Condition', 'Coverage'], status: 403 },
