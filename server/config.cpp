@@ -34,6 +34,7 @@ Config Config::from_env() {
   c.port = static_cast<unsigned>(number("KASAMA_PORT", c.port, 1, 65535));
   if (auto v = env("KASAMA_BIND")) c.bind = v;
   if (auto v = env("KASAMA_DATA_DIR")) c.data_dir = v;
+  if (auto v = env("KASAMA_ANOMALY_RULES")) c.anomaly_rules = v;
   if (auto v = env("KASAMA_DB")) c.db_url = v;
   if (auto v = env("KASAMA_DB_ADMIN")) c.db_admin_url = v;
   if (auto v = env("KASAMA_DB_BUFFER_POOL")) c.db_buffer_pool = v;

@@ -42,6 +42,8 @@ struct Config {
   bool audit_grants_checked = true;
   unsigned token_cache_ms = 1000;  // KASAMA_TOKEN_CACHE_MS: how long another process's revocation may go unseen
   unsigned tenant = 1;
+  // KASAMA_ANOMALY_RULES: the abnormal-access rules; empty = conformance/kasama/anomaly-rules.json.
+  std::string anomaly_rules;
 
   static Config from_env();  // throws std::invalid_argument naming the variable
 };

@@ -13,7 +13,9 @@
 #include <optional>
 #include <sstream>
 
+#include "resources/paths.hpp"
 #include "resources/type_model.hpp"
+#include "server/audit/anomaly.hpp"
 #include "server/audit/trail.hpp"
 #include "server/auth/api.hpp"
 #include "server/auth/auth_service.hpp"
@@ -112,6 +114,12 @@ int main(int argc, char** argv) {
       server::log_error("KASAMA_AUDIT=off: requests are NOT audited (benchmarks only)");
     }
     server::Services services(config, pool, cache, &auth, &trail);
+    // the abnormal-access rules watch every audit record.
+    audit::AnomalyDetector anomaly(audit::load_anomaly_rules(
+        config.anomaly_rules.empty() ? resources::conformance_dir() + "/kasama/anomaly-rules.json" : config.anomaly_rules));
+    services.anomaly = &anomaly;
+    if (anomaly.rules().empty()) server::log_error("no abnormal-access rules (KASAMA_ANOMALY_RULES): R-32 detection is off");
+    auth.on_reinstate = [&anomaly](const std::string& subject) { anomaly.reset(subject); };
     const auto finish_cli = [&]() {
       pool.close();
       if (embedded && embedded->adopted()) embedded->detach();  // a live server's MariaDB stays up

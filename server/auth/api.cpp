@@ -675,6 +675,7 @@ RestResponse AuthApi::admin(RestRequest& req) {
       if (s[3] == "reset-password") return json_response(200, issued_json(auth_.reset_password(by, s[2])));
       if (s[3] == "deregister") return json_response(200, auth_.deregister_account(by, s[2], jstr(b, "reason")));
       if (s[3] == "revoke-admin-right") return json_response(200, auth_.revoke_admin_right(by, s[2]));
+      if (s[3] == "reinstate") return json_response(200, auth_.reinstate_account(by, s[2], jstr(b, "reason")));
       if (s[3] == "access") {
         return json_response(200, auth_.set_account_access(by, s[2], b.contains("categories") ? b["categories"] : Json()));
       }
@@ -685,6 +686,19 @@ RestResponse AuthApi::admin(RestRequest& req) {
     }
   }
   if (s.size() >= 2 && s[1] == "opt-outs") return opt_outs(req, by);
+  if (s.size() >= 2 && s[1] == "incidents") {
+    if (s.size() == 2 && m == "GET") return json_response(200, auth_.list_incidents(by, q("state")));
+    if (s.size() == 4 && s[3] == "close" && m == "POST") {
+      std::int64_t id = 0;
+      try {
+        id = std::stoll(s[2]);
+      } catch (const std::exception&) {
+        throw AuthError(404, "not-found", "no incident " + s[2]);
+      }
+      const Json b = body_json(req);
+      return json_response(200, auth_.close_incident(by, id, jstr(b, "cause"), jstr(b, "measures")));
+    }
+  }
   if (s.size() >= 2 && s[1] == "admin-rights") {
     if (s.size() == 2 && m == "GET") return json_response(200, auth_.list_admin_grants(by, q("state")));
     if (s.size() == 2 && m == "POST") {
@@ -706,6 +720,9 @@ RestResponse AuthApi::admin(RestRequest& req) {
     if (s.size() == 2 && m == "POST") return json_response(201, auth_.register_client(by, body_json(req)));
     if (s.size() == 4 && s[3] == "deregister" && m == "POST") {
       return json_response(200, auth_.deregister_client(by, s[2]));
+    }
+    if (s.size() == 4 && s[3] == "reinstate" && m == "POST") {
+      return json_response(200, auth_.reinstate_client(by, s[2], jstr(body_json(req), "reason")));
     }
   }
   throw AuthError(404, "not-found", "no endpoint " + m + " /" + req.path());

@@ -9,6 +9,7 @@
 namespace kasama::auth {
 
 using server::log_info;
+using server::log_error;
 using server::log_warn;
 using storage::AccountRow;
 using storage::ClientRow;
@@ -1447,6 +1448,124 @@ Json AuthService::list_clients(const Principal& by, const std::string& instituti
   Json out = Json::array();
   const std::string inst = by.role == "org-manager" ? by.institution_id : institution;
   for (const auto& r : store_.clients(*conn, inst)) out.push_back(client_json(r));
+  return out;
+}
+
+// --- abnormal access and incidents ----------------------------------------------------------
+
+namespace {
+Json incident_json(const storage::IncidentRow& r) {
+  return Json{{"id", r.pk},
+              {"level", r.level},
+              {"source", r.source},
+              {"rule", r.rule},
+              {"state", r.state},
+              {"action", r.action},
+              {"account", r.account_id.empty() ? Json(nullptr) : Json(r.account_id)},
+              {"client", r.client_id.empty() ? Json(nullptr) : Json(r.client_id)},
+              {"terminal", r.terminal_id.empty() ? Json(nullptr) : Json(r.terminal_id)},
+              {"institution", r.institution_id.empty() ? Json(nullptr) : Json(r.institution_id)},
+              {"detail", r.detail},
+              {"detectedAt", resources::format_instant(r.detected_at)},
+              {"closedAt", r.closed_at ? Json(resources::format_instant(*r.closed_at)) : Json(nullptr)},
+              {"closedBy", r.closed_by.empty() ? Json(nullptr) : Json(r.closed_by)},
+              {"cause", r.cause.empty() ? Json(nullptr) : Json(r.cause)},
+              {"measures", r.measures.empty() ? Json(nullptr) : Json(r.measures)}};
+}
+}  // namespace
+
+std::int64_t AuthService::record_incident(storage::IncidentRow incident, bool suspend) {
+  EpochBump changed{epoch_};
+  incident.state = "open";
+  incident.detected_at = now_ms();
+  incident.action = "recorded";
+  const std::int64_t pk = storage::with_transaction(pool_, [&](Connection& c) {
+    if (suspend && !incident.account_id.empty()) {
+      auto a = store_.account(c, incident.account_id, true);
+      if (a && a->state == "active") {
+        a->state = "suspended";
+        a->details = with_reason(a->details, "suspensionReason", incident.rule + ": " + incident.detail);
+        store_.update_account(c, *a);
+        store_.revoke_account_tokens(c, a->id);
+        incident.action = "suspended";
+      }
+    } else if (suspend && !incident.client_id.empty()) {
+      auto r = store_.client(c, incident.client_id, true);
+      if (r && r->state == "active") {
+        r->state = "suspended";
+        store_.update_client(c, *r);
+        store_.revoke_client_tokens(c, r->client_id);
+        incident.action = "suspended";
+      }
+    }
+    return store_.insert_incident(c, incident);
+  });
+  log_error("incident " + std::to_string(pk) + " (level " + std::to_string(incident.level) + ", " + incident.rule +
+            "): " + incident.detail + "; account " + (incident.account_id.empty() ? "-" : incident.account_id) +
+            ", client " + (incident.client_id.empty() ? "-" : incident.client_id) + "; " + incident.action);
+  return pk;
+}
+
+Json AuthService::list_incidents(const Principal& by, const std::string& state) {
+  require(by, {"sysadmin", "ops-manager", "owner", "auditor"});
+  auto conn = pool_.acquire();
+  Json out = Json::array();
+  for (const auto& r : store_.incidents(*conn, state, 1000)) out.push_back(incident_json(r));
+  return out;
+}
+
+Json AuthService::close_incident(const Principal& by, std::int64_t pk, const std::string& cause,
+                                 const std::string& measures) {
+  require(by, {"sysadmin", "ops-manager"});
+  if (cause.empty() || measures.empty())
+    throw AuthError(400, "invalid", "原因と対策を記入してください / an incident is closed with its cause and measures (SM 4.8)",
+                    cause.empty() ? "cause" : "measures");
+  return storage::with_transaction(pool_, [&](Connection& c) {
+    auto r = store_.incident(c, pk, true);
+    if (!r) throw AuthError(404, "not-found", "no incident " + std::to_string(pk));
+    if (r->state != "open") throw AuthError(409, "conflict", "the incident is " + r->state);
+    r->state = "closed";
+    r->closed_at = now_ms();
+    r->closed_by = by.account_id;
+    r->cause = cause;
+    r->measures = measures;
+    store_.close_incident(c, *r);
+    log_info("incident " + std::to_string(pk) + " closed by " + by.account_id);
+    return incident_json(*r);
+  });
+}
+
+Json AuthService::reinstate_account(const Principal& by, const std::string& id, const std::string& reason) {
+  EpochBump changed{epoch_};
+  require(by, {"ops-manager", "sysadmin"});
+  if (reason.empty()) throw AuthError(400, "invalid", "理由を記入してください / a reason is required", "reason");
+  storage::with_transaction(pool_, [&](Connection& c) {
+    auto a = store_.account(c, id, true);
+    if (!a) throw AuthError(404, "not-found", "no account " + id);
+    if (a->state != "suspended") throw AuthError(409, "conflict", "the account is " + a->state + ", not suspended");
+    a->state = "active";
+    a->details = with_reason(a->details, "reinstatementReason", reason);
+    store_.update_account(c, *a);
+  });
+  if (on_reinstate) on_reinstate(id);
+  log_info("account " + id + " reinstated by " + by.account_id + ": " + reason);
+  return get_account(by, id);
+}
+
+Json AuthService::reinstate_client(const Principal& by, const std::string& client_id, const std::string& reason) {
+  EpochBump changed{epoch_};
+  require(by, {"ops-manager", "sysadmin"});
+  if (reason.empty()) throw AuthError(400, "invalid", "理由を記入してください / a reason is required", "reason");
+  Json out = storage::with_transaction(pool_, [&](Connection& c) {
+    auto r = store_.client(c, client_id, true);
+    if (!r) throw AuthError(404, "not-found", "no client " + client_id);
+    if (r->state != "suspended") throw AuthError(409, "conflict", "the client is " + r->state + ", not suspended");
+    r->state = "active";
+    store_.update_client(c, *r);
+    return client_json(*r);
+  });
+  if (on_reinstate) on_reinstate("client:" + client_id);
+  log_info("client " + client_id + " reinstated by " + by.account_id + ": " + reason);
   return out;
 }
 

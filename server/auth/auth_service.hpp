@@ -9,6 +9,7 @@
 // request, also on another server instance sharing the database.
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -165,6 +166,20 @@ class AuthService {
   Json deregister_client(const Principal& by, const std::string& client_id);
   Json list_clients(const Principal& by, const std::string& institution);
   Json client_json(const storage::ClientRow& c) const;
+
+  // --- abnormal access and incidents (R-32, R-42) --------------------------------------
+  // Records an incident; with suspend, also stops its account (or, when it has none, its
+  // terminal) at once: its tokens are revoked and it cannot log in until reinstated.
+  // Returns the incident's number.
+  std::int64_t record_incident(storage::IncidentRow incident, bool suspend);
+  Json list_incidents(const Principal& by, const std::string& state);
+  Json close_incident(const Principal& by, std::int64_t pk, const std::string& cause, const std::string& measures);
+  // The ops-manager or the sysadmin ends a suspension (an audited /admin call).
+  Json reinstate_account(const Principal& by, const std::string& id, const std::string& reason);
+  Json reinstate_client(const Principal& by, const std::string& client_id, const std::string& reason);
+  // Called with the subject ("account id" or "client:<id>") reinstated: the detector
+  // forgets its windows (wired in main).
+  std::function<void(const std::string&)> on_reinstate;
 
   // --- OAuth 2.0 / SMART --------------------------------------------------------------
   struct AuthorizeRequest {

@@ -80,7 +80,8 @@ storage::AuditRow audit_row(const RestRequest& req, const RestResponse& resp) {
   if (p) {
     row.account_id = printable_ascii(p->account_id, 64);
     row.role = printable_ascii(p->role, 16);
-    row.institution_id = printable_ascii(p->institution_id, 64);
+    // A terminal's own token has no account: its institution is the terminal's.
+    row.institution_id = printable_ascii(p->institution_id.empty() ? p->access_institution : p->institution_id, 64);
     row.fhir_user = printable_ascii(p->fhir_user, 200);
     row.client_id = printable_ascii(p->client_id, 64);
     row.terminal_id = printable_ascii(p->terminal_id, 64);
@@ -102,6 +103,31 @@ storage::AuditRow audit_row(const RestRequest& req, const RestResponse& resp) {
   return row;
 }
 
+std::optional<std::int64_t> handle_anomalies(Services& svc, const storage::AuditRow& row) {
+  if (!svc.anomaly) return std::nullopt;
+  std::optional<std::int64_t> suspended_here;
+  for (const auto& h : svc.anomaly->observe(row)) {
+    if (!svc.auth) continue;
+    storage::IncidentRow inc;
+    inc.level = h.level;
+    inc.source = "anomaly";
+    inc.rule = h.rule;
+    inc.account_id = h.account_id;
+    // A user's hit suspends the user; a terminal's own token, the terminal.
+    inc.client_id = h.client_id;
+    inc.terminal_id = h.terminal_id;
+    inc.institution_id = h.institution_id;
+    inc.detail = h.detail;
+    try {
+      const std::int64_t pk = svc.auth->record_incident(inc, h.suspend);
+      if (h.suspend) suspended_here = pk;
+    } catch (const std::exception& e) {
+      log_error("abnormal access " + h.rule + " for " + h.subject + ": the incident could not be recorded: " + e.what());
+    }
+  }
+  return suspended_here;
+}
+
 void FhirService::audit(RestRequest& req, RestResponse& resp) {
   if (!req.audit || req.audit->written || !svc_.audit || !svc_.audit->enabled()) return;
   if (!req.principal && svc_.auth) {
@@ -114,7 +140,25 @@ void FhirService::audit(RestRequest& req, RestResponse& resp) {
     }
   }
   try {
-    svc_.audit->append(audit_row(req, resp));
+    storage::AuditRow row = audit_row(req, resp);
+    if (svc_.anomaly) {
+      // a hit that suspends this request's account or terminal also refuses this very
+      // request, so that the request that crossed the threshold gives nothing away.
+      if (auto incident = handle_anomalies(svc_, row); incident && resp.status < 400) {
+        resp = RestResponse{};
+        resp.status = 403;
+        resp.body_is_outcome = true;
+        resp.body = outcome_json(
+            "error", "suspended",
+            "異常なアクセスを検知したため利用を停止しました。運営管理責任者にお問い合わせください / abnormal access "
+            "was detected (incident " + std::to_string(*incident) +
+                "): the account or terminal is suspended; contact the operations manager");
+        req.audit->denied = true;
+        req.audit->detail = "abnormal access: incident " + std::to_string(*incident);
+        row = audit_row(req, resp);
+      }
+    }
+    svc_.audit->append(row);
   } catch (const std::exception& e) {
     log_error("request " + req.request_id + ": " + e.what());
     resp = RestResponse{};

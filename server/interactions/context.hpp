@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "server/access/policy.hpp"
+#include "server/audit/anomaly.hpp"
 #include "server/audit/trail.hpp"
 #include "server/config.hpp"
 #include "server/interactions/rest.hpp"
@@ -40,6 +41,7 @@ struct Services {
   auth::AuthService* auth;   // bearer tokens of FHIR requests; null only where no request comes from outside
   audit::AuditTrail* audit;  // the audit trail; null where nothing is audited (CLI tools)
   access::OptOutRegistry optouts;
+  audit::AnomalyDetector* anomaly = nullptr;  // R-32; null: no detection
 };
 
 class Context {

@@ -90,13 +90,18 @@ RestResponse in_transaction(Services& svc, bool transaction_bundle, const std::f
       ctx.begin();
       RestResponse resp = body(ctx);
       check_integrity(ctx);
+      std::optional<storage::AuditRow> row;
       if (audit_here) {
         // The write and its audit record commit together: neither without the other.
         ctx.audit_slot = svc.audit->reserve();
-        svc.audit->insert(ctx.audit_slot, ctx.db(), audit_row(*audited, resp));
+        row = audit_row(*audited, resp);
+        svc.audit->insert(ctx.audit_slot, ctx.db(), *row);
       }
       ctx.commit();
-      if (audit_here) audited->audit->written = true;
+      if (audit_here) {
+        audited->audit->written = true;
+        handle_anomalies(svc, *row);  // the write stands; later requests are refused
+      }
       return resp;
     } catch (const RetryTransaction&) {
       ctx.rollback();

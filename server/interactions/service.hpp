@@ -1,4 +1,5 @@
 #pragma once
+#include <optional>
 // The one place every FHIR request passes through, before and after storage: routing,
 // the transaction around each write (retried on deadlock or a lost conditional-create
 // race), batch and transaction Bundles. Access decisions and audit records hook in here.
@@ -48,5 +49,9 @@ RestResponse in_transaction(Services& svc, bool transaction_bundle, const std::f
 
 // The audit record of a request with its outcome (interactions/audit_hook.cpp).
 storage::AuditRow audit_row(const RestRequest& req, const RestResponse& resp);
+// feeds one audit record to the abnormal-access rules and records the incidents it
+// causes (suspending as the rule says); the incident number when this record's own account
+// or terminal was suspended.
+std::optional<std::int64_t> handle_anomalies(Services& svc, const storage::AuditRow& row);
 
 }  // namespace kasama::server

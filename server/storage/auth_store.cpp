@@ -523,4 +523,70 @@ void AuthStore::insert_signing_key(Connection& c, const std::string& kid, const 
           {tenant(), text(kid), text(pem), t.at(now)});
 }
 
+// --- incidents ------------------------------------------------------------------------
+
+namespace {
+constexpr const char* kIncidentColumns =
+    "pk, level, source, rule, state, action, account_id, client_id, terminal_id, institution_id, detail, detected_at, "
+    "closed_at, closed_by, cause, measures";
+
+IncidentRow incident_from(ResultSet& rs, std::size_t i) {
+  IncidentRow r;
+  r.pk = rs.integer(i, 0);
+  r.level = static_cast<int>(rs.integer(i, 1));
+  r.source = rs.take(i, 2);
+  r.rule = rs.take(i, 3);
+  r.state = rs.take(i, 4);
+  r.action = rs.take(i, 5);
+  r.account_id = rs.take(i, 6);
+  r.client_id = rs.take(i, 7);
+  r.terminal_id = rs.take(i, 8);
+  r.institution_id = rs.take(i, 9);
+  r.detail = rs.take(i, 10);
+  r.detected_at = ms(rs, i, 11);
+  if (!rs.is_null(i, 12)) r.closed_at = ms(rs, i, 12);
+  r.closed_by = rs.take(i, 13);
+  r.cause = rs.take(i, 14);
+  r.measures = rs.take(i, 15);
+  return r;
+}
+}  // namespace
+
+std::int64_t AuthStore::insert_incident(Connection& c, const IncidentRow& r) {
+  Times t;
+  auto rs = c.query(
+      "INSERT INTO incident (tenant_id, level, source, rule, state, action, account_id, client_id, terminal_id, "
+      "institution_id, detail, detected_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+      {tenant(), std::int64_t{r.level}, text(r.source), text(r.rule), text(r.state), text(r.action), opt(r.account_id),
+       opt(r.client_id), opt(r.terminal_id), opt(r.institution_id), text(r.detail), t.at(r.detected_at)});
+  return static_cast<std::int64_t>(rs.insert_id);
+}
+
+std::optional<IncidentRow> AuthStore::incident(Connection& c, std::int64_t pk, bool for_update) {
+  auto rs = c.query(std::string("SELECT ") + kIncidentColumns + " FROM incident WHERE tenant_id=? AND pk=?" +
+                        (for_update ? " FOR UPDATE" : ""),
+                    {tenant(), pk});
+  if (rs.empty()) return std::nullopt;
+  return incident_from(rs, 0);
+}
+
+std::vector<IncidentRow> AuthStore::incidents(Connection& c, const std::string& state, unsigned limit) {
+  auto rs = state.empty()
+                ? c.query(std::string("SELECT ") + kIncidentColumns +
+                              " FROM incident WHERE tenant_id=? ORDER BY pk DESC LIMIT ?",
+                          {tenant(), std::int64_t{limit}})
+                : c.query(std::string("SELECT ") + kIncidentColumns +
+                              " FROM incident WHERE tenant_id=? AND state=? ORDER BY pk DESC LIMIT ?",
+                          {tenant(), text(state), std::int64_t{limit}});
+  std::vector<IncidentRow> out;
+  for (std::size_t i = 0; i < rs.size(); ++i) out.push_back(incident_from(rs, i));
+  return out;
+}
+
+void AuthStore::close_incident(Connection& c, const IncidentRow& r) {
+  Times t;
+  c.query("UPDATE incident SET state=?, closed_at=?, closed_by=?, cause=?, measures=? WHERE tenant_id=? AND pk=?",
+          {text(r.state), t.at(r.closed_at), opt(r.closed_by), opt(r.cause), opt(r.measures), tenant(), r.pk});
+}
+
 }  // namespace kasama::storage

@@ -58,6 +58,16 @@ struct CodeRow {
   bool used = false;
 };
 
+// An incident (R-32, R-42; migration 0006).
+struct IncidentRow {
+  std::int64_t pk = 0;
+  int level = 1;
+  std::string source, rule, state, action, account_id, client_id, terminal_id, institution_id, detail;
+  std::int64_t detected_at = 0;
+  std::optional<std::int64_t> closed_at;
+  std::string closed_by, cause, measures;
+};
+
 // A token with what decides whether it still holds: its account, client, their
 // institutions and the proxy relation behind its patient context, read in one query.
 struct TokenContext {
@@ -121,6 +131,11 @@ class AuthStore {
 
   // False when (client, jti) was seen before: a replay.
   bool remember_jti(Connection& c, const std::string& client_id, const std::string& jti_hash, std::int64_t expires_at);
+
+  std::int64_t insert_incident(Connection& c, const IncidentRow& r);
+  std::optional<IncidentRow> incident(Connection& c, std::int64_t pk, bool for_update = false);
+  std::vector<IncidentRow> incidents(Connection& c, const std::string& state, unsigned limit);
+  void close_incident(Connection& c, const IncidentRow& r);
 
   std::optional<std::pair<std::string, std::string>> signing_key(Connection& c);  // kid, private PEM
   void insert_signing_key(Connection& c, const std::string& kid, const std::string& pem, std::int64_t now);

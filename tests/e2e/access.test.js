@@ -13,7 +13,8 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { request, uid, BASE } from './lib/client.js';
-import { staff, api, authorizeCode, postForm, TOKEN_ENDPOINT, newKeyPair, backendToken, firstLogin } from './lib/auth.js';
+import { staff, api, backendToken } from './lib/auth.js';
+import * as lib from './lib/institutions.js';
 import { categoryOf } from './lib/assertions.js';
 
 const REDIRECT = 'https://localhost/access-test-callback';
@@ -38,48 +39,10 @@ const as = (caller, method, path, opts = {}) =>
 // which stop data going to institutions), through a public terminal of the city.
 const asServer = (method, path, opts = {}) => as('city', method, path, opts);
 
-// A staff member's token through the authorization-code flow on their institution's
-// registered terminal (R-18): { clientId, clientSecret }.
-async function userToken(session, scope, terminal) {
-  const a = await authorizeCode({ session, clientId: terminal.clientId, redirectUri: REDIRECT, scope });
-  assert.equal(a.status, 302, a.html);
-  assert.ok(a.params.code, a.location);
-  const form = { grant_type: 'authorization_code', code: a.params.code, redirect_uri: REDIRECT, code_verifier: a.verifier };
-  const t = terminal.clientSecret
-    ? await postForm(TOKEN_ENDPOINT, form, { basic: [terminal.clientId, terminal.clientSecret] })
-    : await postForm(TOKEN_ENDPOINT, { ...form, client_id: terminal.clientId });
-  assert.equal(t.status, 200, t.text);
-  return t.json;
-}
-
-async function institution(name, categories) {
-  const applied = await api('POST', '/admin/institutions', { body: { name, manager: { name: `${name} manager` } } });
-  assert.equal(applied.status, 201, applied.text);
-  const approved = await api('POST', `/admin/institutions/${applied.json.id}/approve`, { session: s.owner.session, body: { categories } });
-  assert.equal(approved.status, 200, approved.text);
-  assert.deepEqual(approved.json.details.access, categories, 'the range granted is kept as given');
-  const key = newKeyPair('ES384');
-  const client = await api('POST', '/admin/clients', {
-    session: s.secretariat.session,
-    body: { name: `${name} system`, kind: 'backend', institution: applied.json.id, scope: 'system/*.cruds', jwks: { keys: [key.jwk] } },
-  });
-  assert.equal(client.status, 201, client.text);
-  return { id: applied.json.id, managerRequest: approved.json.managerAccountRequest, client: { clientId: client.json.clientId, kid: key.kid, alg: 'ES384', privateKeyPem: key.privateKeyPem } };
-}
-
-// An account issued by the ops-manager and made usable: { id, session }.
-async function issue(requestId, fhirUser) {
-  const issued = await api('POST', `/admin/accounts/${requestId}/issue`, { session: s['ops-manager'].session, body: fhirUser ? { fhirUser } : {} });
-  assert.equal(issued.status, 200, issued.text);
-  const a = await firstLogin(issued.json.account.id, issued.json.initialPassword);
-  return { id: issued.json.account.id, session: a.session };
-}
-
-async function staffOf(managerSession, name) {
-  const req = await api('POST', '/admin/accounts/requests', { session: managerSession, body: { name } });
-  assert.equal(req.status, 201, req.text);
-  return issue(req.json.id);
-}
+const userToken = (session, scope, terminalClient) => lib.userToken(session, scope, terminalClient, REDIRECT);
+const institution = (name, categories) => lib.institution(s, name, categories);
+const issue = (requestId, fhirUser) => lib.issue(s, requestId, fhirUser);
+const staffOf = (managerSession, name) => lib.staffOf(s, managerSession, name);
 
 async function create(resource) {
   const r = await asServer('POST', `/${resource.resourceType}`, { body: { ...resource, meta: { tag: [TAG] } } });
@@ -212,10 +175,7 @@ before(async () => {
   assert.equal(app.status, 201, app.text);
   tok.city = (await userToken(s.secretariat.session, 'openid fhirUser user/*.cruds', { clientId: app.json.clientId })).access_token;
   inst.A = await institution(`Care A ${uid('i')}`, { demographics: 'read', care: 'read-write', checkup: 'read', medical: 'read' });
-  const term = await api('POST', '/admin/clients', { session: s.secretariat.session,
-    body: { name: 'Care A terminal', kind: 'confidential', institution: inst.A.id, redirectUris: [REDIRECT], scope: 'user/*.cruds' } });
-  assert.equal(term.status, 201, term.text);
-  const terminal = { clientId: term.json.clientId, clientSecret: term.json.clientSecret };
+  const terminal = await lib.terminal(s, inst.A.id, REDIRECT);
   inst.B = await institution(`Care B ${uid('i')}`, { demographics: 'read', care: 'read' });
   inst.D = await institution(`Care D ${uid('i')}`, FULL);
   tok.A = (await backendToken(inst.A.client)).access_token;

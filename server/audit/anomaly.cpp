@@ -1,0 +1,208 @@
+#include "server/audit/anomaly.hpp"
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace kasama::audit {
+
+namespace {
+
+std::string str(const resources::Json& j, const char* k) {
+  auto it = j.find(k);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// "HH:MM" -> minutes of the day.
+int minutes(const std::string& hhmm, const std::string& rule) {
+  int h = -1, m = -1;
+  char colon = 0;
+  std::istringstream in(hhmm);
+  in >> h >> colon >> m;
+  if (!in || colon != ':' || h < 0 || h > 24 || m < 0 || m > 59 || h * 60 + m > 24 * 60)
+    throw std::runtime_error("anomaly rule " + rule + ": '" + hhmm + "' is not HH:MM");
+  return h * 60 + m;
+}
+
+int utc_offset(const std::string& text, const std::string& rule) {
+  if (text.empty()) return 0;
+  if (text.size() != 6 || (text[0] != '+' && text[0] != '-'))
+    throw std::runtime_error("anomaly rule " + rule + ": utcOffset is +HH:MM or -HH:MM");
+  const int m = minutes(text.substr(1), rule);
+  return text[0] == '-' ? -m : m;
+}
+
+const std::set<std::string> kKinds = {"distinct-patients", "pages", "denials", "login-failures", "off-hours"};
+
+// The ID a failed login tried (server/auth/api.cpp writes "login id '…'").
+std::string login_id(const std::string& detail) {
+  const std::string mark = "login id '";
+  auto p = detail.find(mark);
+  if (p == std::string::npos) return {};
+  p += mark.size();
+  auto e = detail.find('\'', p);
+  return e == std::string::npos ? std::string() : detail.substr(p, e - p);
+}
+
+}  // namespace
+
+std::vector<AnomalyRule> parse_anomaly_rules(const resources::Json& doc) {
+  std::vector<AnomalyRule> out;
+  auto rules = doc.find("rules");
+  if (rules == doc.end() || !rules->is_array()) throw std::runtime_error("anomaly rules: 'rules' must be a list");
+  std::set<std::string> ids;
+  for (const auto& j : *rules) {
+    AnomalyRule r;
+    r.id = str(j, "id");
+    if (r.id.empty() || !ids.insert(r.id).second) throw std::runtime_error("anomaly rules: empty or repeated id '" + r.id + "'");
+    r.kind = str(j, "kind");
+    if (!kKinds.count(r.kind)) throw std::runtime_error("anomaly rule " + r.id + ": unknown kind '" + r.kind + "'");
+    const auto window = j.value("window", 0);
+    if (window <= 0 || window > 7 * 24 * 60) throw std::runtime_error("anomaly rule " + r.id + ": window is 1 … 10080 minutes");
+    r.window_ms = std::int64_t{window} * 60'000;
+    const auto threshold = j.value("threshold", r.kind == "off-hours" ? 0 : -1);
+    if (threshold < 0) throw std::runtime_error("anomaly rule " + r.id + ": threshold is a count >= 0");
+    r.threshold = static_cast<std::size_t>(threshold);
+    r.level = j.value("level", 1);
+    if (r.level < 1 || r.level > 5) throw std::runtime_error("anomaly rule " + r.id + ": level is 1 … 5 (SM 4.3)");
+    const std::string action = str(j, "action");
+    if (action != "suspend" && action != "record")
+      throw std::runtime_error("anomaly rule " + r.id + ": action is suspend or record");
+    r.suspend = action == "suspend";
+    if (auto roles = j.find("roles"); roles != j.end() && roles->is_array()) {
+      for (const auto& x : *roles)
+        if (x.is_string()) r.roles.insert(x.get<std::string>());
+    }
+    if (r.kind == "off-hours") {
+      r.from_minute = minutes(str(j, "from"), r.id);
+      r.to_minute = minutes(str(j, "to"), r.id);
+      r.utc_offset_minutes = utc_offset(str(j, "utcOffset"), r.id);
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::vector<AnomalyRule> load_anomaly_rules(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error("cannot read the anomaly rules " + path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  auto parsed = resources::parse_json(ss.str());
+  if (!parsed.ok) throw std::runtime_error(path + " is not valid JSON: " + parsed.error);
+  return parse_anomaly_rules(parsed.value);
+}
+
+std::size_t AnomalyDetector::count(Window& w, const AnomalyRule& r, std::int64_t now, const std::string& key) {
+  while (!w.events.empty() && w.events.front().first <= now - r.window_ms) {
+    const auto& [t, k] = w.events.front();
+    if (auto it = w.last.find(k); it != w.last.end() && it->second == t) w.last.erase(it);
+    w.events.pop_front();
+  }
+  if (!key.empty()) {
+    w.events.emplace_back(now, key);
+    w.last[key] = now;
+  }
+  // Bounded: far past the threshold nothing more is learnt (a "record" rule keeps counting).
+  while (w.events.size() > 4 * r.threshold + 64) {
+    const auto& [t, k] = w.events.front();
+    if (auto it = w.last.find(k); it != w.last.end() && it->second == t) w.last.erase(it);
+    w.events.pop_front();
+  }
+  return r.kind == "distinct-patients" ? w.last.size() : w.events.size();
+}
+
+std::vector<AnomalyHit> AnomalyDetector::observe(const storage::AuditRow& row) {
+  std::vector<AnomalyHit> hits;
+  if (rules_.empty()) return hits;
+  const bool login = row.interaction == "auth" && row.path.rfind("auth/login", 0) == 0;
+  const bool login_failed = login && (row.status == 401 || row.status == 403);
+  std::string subject;
+  if (!row.account_id.empty() && !login) {
+    subject = row.account_id;
+  } else if (!row.client_id.empty()) {
+    subject = "client:" + row.client_id;
+  }
+  const std::int64_t now = row.recorded;
+  std::lock_guard lock(mu_);
+  for (const auto& r : rules_) {
+    std::string who = subject;
+    std::vector<std::string> keys;
+    if (r.kind == "login-failures") {
+      if (!login_failed) continue;
+      const std::string id = login_id(row.detail);
+      if (id.empty()) continue;
+      who = "login:" + id;
+      keys.push_back(row.request_id.empty() ? std::to_string(now) : row.request_id);
+    } else {
+      if (who.empty()) continue;
+      if (!r.roles.empty() && !r.roles.count(row.role)) continue;
+      if (r.kind == "distinct-patients") {
+        if (row.status >= 400 || row.patients.empty()) continue;
+        std::istringstream in(row.patients);
+        for (std::string p; in >> p;) keys.push_back(p);
+      } else if (r.kind == "pages") {
+        if (row.status >= 400 || row.path.find("_cursor=") == std::string::npos) continue;
+        keys.push_back(row.request_id);
+      } else if (r.kind == "denials") {
+        if (!row.denied) continue;
+        keys.push_back(row.request_id);
+      } else if (r.kind == "off-hours") {
+        const std::int64_t local = (now / 60'000 + r.utc_offset_minutes) % (24 * 60);
+        const bool working = r.from_minute <= r.to_minute ? (local >= r.from_minute && local < r.to_minute)
+                                                          : (local >= r.from_minute || local < r.to_minute);
+        if (working) continue;
+        keys.push_back(row.request_id);
+      }
+    }
+    if (keys.empty()) continue;
+    Window& w = windows_[{r.id, who}];
+    std::size_t n = 0;
+    for (const auto& k : keys) n = count(w, r, now, k.empty() ? std::to_string(now) : k);
+    if (n <= r.threshold || now < w.quiet_until) continue;
+    w.quiet_until = now + r.window_ms;
+    AnomalyHit h;
+    h.rule = r.id;
+    h.kind = r.kind;
+    h.level = r.level;
+    h.suspend = r.suspend && r.kind != "login-failures";
+    h.subject = who;
+    h.account_id = r.kind == "login-failures" ? who.substr(6) : row.account_id;
+    h.client_id = row.client_id;
+    h.terminal_id = row.terminal_id;
+    h.role = row.role;
+    h.institution_id = row.institution_id;
+    h.count = n;
+    const std::string window = std::to_string(r.window_ms / 60'000);
+    if (r.kind == "distinct-patients") {
+      h.detail = std::to_string(n) + " 人の住民の情報に " + window + " 分間でアクセス / " + std::to_string(n) +
+                 " distinct residents in " + window + " minutes (threshold " + std::to_string(r.threshold) + ")";
+    } else if (r.kind == "pages") {
+      h.detail = "検索結果の大量取得 / " + std::to_string(n) + " search pages in " + window + " minutes (threshold " +
+                 std::to_string(r.threshold) + ")";
+    } else if (r.kind == "denials") {
+      h.detail = "拒否の繰り返し / " + std::to_string(n) + " denied requests in " + window + " minutes (threshold " +
+                 std::to_string(r.threshold) + ")";
+    } else if (r.kind == "login-failures") {
+      h.detail = "ログイン失敗の繰り返し / " + std::to_string(n) + " failed logins for this ID in " + window +
+                 " minutes (threshold " + std::to_string(r.threshold) + ")";
+    } else {
+      h.detail = "時間外のアクセス / access outside working hours (request " + row.request_id + ")";
+    }
+    hits.push_back(std::move(h));
+  }
+  return hits;
+}
+
+void AnomalyDetector::reset(const std::string& subject) {
+  std::lock_guard lock(mu_);
+  for (auto it = windows_.begin(); it != windows_.end();) {
+    if (it->first.second == subject) {
+      it = windows_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace kasama::audit
