@@ -5,6 +5,8 @@
 #include "resources/fhir_time.hpp"
 #include "resources/references.hpp"
 #include "server/access/policy.hpp"
+#include "server/audit/report.hpp"
+#include "server/audit/trail.hpp"
 #include "server/interactions/support.hpp"
 #include "server/log.hpp"
 
@@ -686,6 +688,7 @@ RestResponse AuthApi::admin(RestRequest& req) {
     }
   }
   if (s.size() >= 2 && s[1] == "opt-outs") return opt_outs(req, by);
+  if (s.size() == 3 && s[1] == "reports" && m == "GET") return reports(req, by);
   if (s.size() >= 2 && s[1] == "incidents") {
     if (s.size() == 2 && m == "GET") return json_response(200, auth_.list_incidents(by, q("state")));
     if (s.size() == 4 && s[3] == "close" && m == "POST") {
@@ -879,6 +882,90 @@ RestResponse AuthApi::opt_outs(const RestRequest& req, const Principal& by) {
     return json_response(200, opt_out_json(done.ok ? done.value : consent));
   }
   throw AuthError(404, "not-found", "no endpoint " + req.method + " /" + req.path());
+}
+
+RestResponse AuthApi::reports(const RestRequest& req, const Principal& by) {
+  const std::string kind = req.segments[2];
+  if (kind != "monthly" && kind != "usage") throw AuthError(404, "not-found", "no report " + kind);
+  const bool monthly = kind == "monthly";
+  // The monthly review is the city's (SM 3.2(6)(7), OM 8); the owner may ask any institution
+  // for its usage (OM 7.4), an institution manager sees their own.
+  if (monthly) {
+    auth_.require(by, {"auditor", "sysadmin", "ops-manager", "owner"});
+  } else {
+    auth_.require(by, {"auditor", "sysadmin", "ops-manager", "owner", "org-manager"});
+  }
+  const std::string* month_text = req.param("month");
+  auto month = month_text ? audit::parse_report_month(*month_text) : std::nullopt;
+  if (!month) throw AuthError(400, "invalid", "対象月を YYYY-MM で指定してください / month is YYYY-MM", "month");
+  std::string institution;
+  if (!monthly) {
+    const std::string* i = req.param("institution");
+    institution = by.role == "org-manager" ? by.institution_id : (i ? *i : std::string());
+    if (by.role == "org-manager" && i && *i != by.institution_id)
+      throw AuthError(403, "forbidden", "自機関の報告のみ参照できます / only your own institution's report");
+    if (institution.empty() || !auth_.institution(institution))
+      throw AuthError(400, "invalid", "利用機関を指定してください / institution is required", "institution");
+  }
+  auto& svc = fhir_.services();
+  if (svc.audit) {
+    svc.audit->flush();  // what was appended before this request is counted
+    if (monthly) svc.audit->seal_now();
+  }
+  audit::ReportBuilder builder(*month, institution);
+  Json chain;
+  {
+    auto conn = svc.pool.acquire();
+    storage::AuditStore store(svc.config.tenant);
+    storage::AuditQuery q;
+    q.from = month->from_ms;
+    q.to = month->to_ms;
+    q.institution = institution;
+    q.limit = 5000;
+    for (;;) {
+      auto rows = store.search(*conn, q);
+      for (const auto& r : rows) builder.add(r);
+      if (rows.size() < q.limit) break;
+      q.before_id = rows.back().id;
+    }
+    if (monthly) {
+      const auto v = audit::verify_chain(*conn, svc.config.tenant);
+      chain = {{"ok", v.ok}, {"checked", v.checked}, {"headId", v.head_id}, {"unsealed", v.unsealed}};
+      if (!v.ok) {
+        chain["firstBrokenId"] = v.first_broken;
+        chain["problem"] = v.problem;
+      }
+    }
+  }
+  Json out = builder.json();
+  if (monthly) out["chain"] = chain;
+  // Incidents raised in the month (the institution's, for a usage report).
+  Json incidents = Json::array();
+  const Principal city = [&] {
+    Principal p = by;
+    if (p.role == "org-manager") p.role = "auditor";  // their own institution's incidents only, below
+    return p;
+  }();
+  const std::string from = resources::format_instant(month->from_ms), to = resources::format_instant(month->to_ms);
+  for (const auto& i : auth_.list_incidents(city, "")) {
+    const std::string at = jstr(i, "detectedAt");
+    if (at < from || at >= to) continue;
+    if (!institution.empty() && jstr(i, "institution") != institution) continue;
+    incidents.push_back(i);
+  }
+  out["incidents"] = incidents;
+  out["generated"] = resources::format_instant(resources::now_millis());
+  out["generatedBy"] = by.account_id;
+  const std::string* format = req.param("format");
+  const std::string* accept = req.header("accept");
+  if ((format && *format == "html") || (!format && accept && accept->find("text/html") != std::string::npos)) {
+    RestResponse r;
+    r.status = 200;
+    r.body = audit::report_html(out);
+    r.content_type = "text/html; charset=utf-8";
+    return r;
+  }
+  return json_response(200, out);
 }
 
 }  // namespace kasama::server

@@ -36,6 +36,8 @@ class AuthApi {
   void sync_organization(const RestRequest& req, const Json& institution);
   // The secretariat records and withdraws residents' opt-outs as Consents.
   RestResponse opt_outs(const RestRequest& req, const auth::Principal& by);
+  // The monthly access-log review and the institution usage report: JSON or HTML.
+  RestResponse reports(const RestRequest& req, const auth::Principal& by);
   RestResponse fhir_as_server(const RestRequest& req, const std::string& method, std::vector<std::string> segments,
                               const std::string& body, std::vector<std::pair<std::string, std::string>> params = {});
 

@@ -88,6 +88,9 @@ class AuthService {
   AuthService(storage::ConnectionPool& pool, unsigned tenant, AuthSettings settings = {});
 
   const AuthSettings& settings() const { return settings_; }
+  // Throws AuthError unless p is a usable session (password changed, second factor set up)
+  // of one of the roles.
+  void require(const Principal& p, std::initializer_list<std::string_view> roles) const;
   std::int64_t now_ms() const;
 
   // --- bootstrap and demo ------------------------------------------------------------
@@ -229,7 +232,6 @@ class AuthService {
                        const std::string& fhir_base);
   std::string new_account_id(storage::Connection& c, std::string_view role);
   Issued issue_in(storage::Connection& c, storage::AccountRow& a, const std::string& by);
-  void require(const Principal& p, std::initializer_list<std::string_view> roles) const;
   void login_failed(const std::string& account_id, const std::string& peer, std::string_view why);
 
   storage::ConnectionPool& pool_;
