@@ -1,6 +1,9 @@
 #include "resources/json.hpp"
 
 #include <charconv>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
 #include <memory>
 #include <unordered_set>
 #include <vector>
@@ -362,6 +365,16 @@ std::optional<double> number_value(const Json& value) {
     if (r.ec == std::errc() && r.ptr == s.data() + s.size()) return d;
   }
   return std::nullopt;
+}
+
+Json load_json_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto parsed = parse_json(ss.str());
+  if (!parsed.ok) throw std::runtime_error(path + " is not valid JSON: " + parsed.error);
+  return std::move(parsed.value);
 }
 
 }  // namespace kasama::resources

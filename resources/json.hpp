@@ -29,6 +29,9 @@ struct JsonParseResult {
 // Parses RFC 8259 JSON with FHIR's extra rules that are about JSON itself: duplicate keys
 // are an error, nesting deeper than kMaxJsonDepth is an error. UTF-8 is validated.
 JsonParseResult parse_json(std::string_view text);
+// A JSON file (conformance data, rule files): throws std::runtime_error naming the path when
+// it cannot be read or parsed.
+Json load_json_file(const std::string& path);
 
 // Compact (indent < 0) or pretty output; non-ASCII is written as UTF-8, decimals as their text.
 std::string dump_json(const Json& value, int indent = -1);

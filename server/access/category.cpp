@@ -1,8 +1,6 @@
 #include "server/access/category.hpp"
 
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <stdexcept>
 
 #include "resources/paths.hpp"
@@ -11,21 +9,11 @@ namespace kasama::access {
 
 namespace {
 
-Json load(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw std::runtime_error("cannot read " + path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  auto parsed = resources::parse_json(ss.str());
-  if (!parsed.ok) throw std::runtime_error(path + " is not valid JSON: " + parsed.error);
-  return std::move(parsed.value);
-}
-
 // The types with a Patient compartment definition (they hold some resident's data).
 const std::set<std::string>& compartment_types() {
   static const std::set<std::string> types = [] {
     std::set<std::string> out;
-    const Json doc = load(resources::conformance_dir() + "/r4/compartmentdefinition-patient.json");
+    const Json doc = resources::load_json_file(resources::conformance_dir() + "/r4/compartmentdefinition-patient.json");
     for (const auto& r : doc["resource"]) {
       if (r.contains("param") || r.value("code", "") == "Patient") out.insert(r.value("code", ""));
     }
@@ -62,7 +50,7 @@ bool value_matches(const Json& v, const std::string& system, const std::string& 
 }  // namespace
 
 const Categories& Categories::instance() {
-  static const Categories c(load(resources::conformance_dir() + "/kasama/categories.json"));
+  static const Categories c(resources::load_json_file(resources::conformance_dir() + "/kasama/categories.json"));
   return c;
 }
 

@@ -1,6 +1,5 @@
 #include "server/audit/anomaly.hpp"
 
-#include <fstream>
 #include <sstream>
 #include <stdexcept>
 
@@ -84,13 +83,7 @@ std::vector<AnomalyRule> parse_anomaly_rules(const resources::Json& doc) {
 }
 
 std::vector<AnomalyRule> load_anomaly_rules(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw std::runtime_error("cannot read the anomaly rules " + path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  auto parsed = resources::parse_json(ss.str());
-  if (!parsed.ok) throw std::runtime_error(path + " is not valid JSON: " + parsed.error);
-  return parse_anomaly_rules(parsed.value);
+  return parse_anomaly_rules(resources::load_json_file(path));
 }
 
 std::size_t AnomalyDetector::count(Window& w, const AnomalyRule& r, std::int64_t now, const std::string& key) {

@@ -177,14 +177,7 @@ const Registry& Registry::instance() {
     auto r = std::make_unique<Registry>();
     // The R4 core parameters, then the project's own (JP and Kasama facts).
     for (const char* file : {"/r4/search-parameters.json", "/kasama/search-parameters.json"}) {
-      const std::string path = resources::conformance_dir() + file;
-      std::ifstream in(path);
-      if (!in) throw std::runtime_error("cannot read " + path);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      auto parsed = resources::parse_json(ss.str());
-      if (!parsed.ok) throw std::runtime_error(path + ": " + parsed.error);
-      r->add_bundle(parsed.value);
+      r->add_bundle(resources::load_json_file(resources::conformance_dir() + file));
     }
     registry = std::move(r);
   });

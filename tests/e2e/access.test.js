@@ -13,7 +13,7 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { request, uid, BASE } from './lib/client.js';
-import { staff, api, backendToken } from './lib/auth.js';
+import { staff, api, backendToken, postForm, TOKEN_ENDPOINT } from './lib/auth.js';
 import * as lib from './lib/institutions.js';
 import { categoryOf } from './lib/assertions.js';
 
@@ -377,6 +377,46 @@ describe('R-20 R-21 leak matrix: every data path × every reason', () => {
     const obs = (await as('A', 'GET', `/Observation/${data['open:Observation'].id}`)).json;
     const upd = await as('A', 'PUT', `/Observation/${obs.id}`, { body: { ...obs, status: 'amended' } });
     assert.equal(upd.status, 403, upd.text);
+  });
+});
+
+describe('R-21 R-22 the resident and an active proxy keep their own access', () => {
+  it('an opt-out hides nothing from the resident or their proxy; the proxy stops when the relation ends', async () => {
+    const p = data['all:Patient'];
+    const app = await api('POST', '/admin/clients', { session: s.secretariat.session, body: { name: 'Residents app (access test)', kind: 'public', redirectUris: [REDIRECT] } });
+    assert.equal(app.status, 201, app.text);
+    const scope = 'launch/patient openid fhirUser patient/*.rs';
+    const resident = await api('POST', '/admin/applications/citizen', { body: { name: '住民 (access test)', kind: 'resident', patient: p.id } });
+    assert.equal(resident.status, 201, resident.text);
+    const r = await issue(resident.json.id, `Patient/${p.id}`);
+    const rt = await lib.userToken(r.session, scope, { clientId: app.json.clientId }, REDIRECT);
+    assert.equal(rt.patient, p.id);
+    const proxyApp = await api('POST', '/admin/applications/citizen', { body: { name: '代諾者 (access test)', kind: 'proxy', patient: p.id, relationship: '子 / son' } });
+    assert.equal(proxyApp.status, 201, proxyApp.text);
+    const x = await issue(proxyApp.json.id, `RelatedPerson/rp-${uid('x')}`);
+    const a = await lib.authorizeCode({ session: x.session, clientId: app.json.clientId, redirectUri: REDIRECT, scope, patient: p.id });
+    assert.equal(a.status, 302, a.html);
+    const t = await postForm(TOKEN_ENDPOINT, { grant_type: 'authorization_code', code: a.params.code, redirect_uri: REDIRECT, code_verifier: a.verifier, client_id: app.json.clientId });
+    assert.equal(t.status, 200, t.text);
+    assert.equal(t.json.patient, p.id);
+    for (const [who, token] of [['resident', rt.access_token], ['proxy', t.json.access_token]]) {
+      const own = await request('GET', `/Patient/${p.id}`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(own.status, 200, `${who}: ${own.text}`);
+      const obs = await request('GET', '/Observation', { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(obs.status, 200, obs.text);
+      assert.ok(ids(obs.json).includes(data['all:Observation'].id), `${who} sees the checkup data`);
+      const cond = await request('GET', `/Condition/${data['all:Condition'].id}`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(cond.status, 200, `${who}: every category of their own record`);
+      // and nobody else's
+      const other = await request('GET', `/Patient/${data['open:Patient'].id}`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(other.status, 404, `${who}: another resident`);
+    }
+    // R-22: the secretariat ends the relation; the proxy's next request is refused.
+    const end = await api('POST', `/admin/accounts/${x.id}/proxies`, { session: s.secretariat.session, body: { patient: p.id, active: false } });
+    assert.equal(end.status, 200, end.text);
+    const after = await request('GET', `/Patient/${p.id}`, { headers: { authorization: `Bearer ${t.json.access_token}` } });
+    assert.equal(after.status, 401, after.text);
+    assert.equal((await request('GET', `/Patient/${p.id}`, { headers: { authorization: `Bearer ${rt.access_token}` } })).status, 200, 'the resident still');
   });
 });
 

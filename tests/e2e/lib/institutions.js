@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import { api, postForm, TOKEN_ENDPOINT, newKeyPair, firstLogin, authorizeCode } from './auth.js';
 
+export { authorizeCode };
+
 /** An approved institution with a backend terminal: { id, managerRequest, client }. */
 export async function institution(s, name, categories) {
   const applied = await api('POST', '/admin/institutions', { body: { name, manager: { name: `${name} manager` } } });
