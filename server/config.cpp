@@ -35,6 +35,7 @@ Config Config::from_env() {
   if (auto v = env("KASAMA_BIND")) c.bind = v;
   if (auto v = env("KASAMA_DATA_DIR")) c.data_dir = v;
   if (auto v = env("KASAMA_ANOMALY_RULES")) c.anomaly_rules = v;
+  if (auto v = env("KASAMA_DB_MAINT")) c.db_maint_url = v;
   if (auto v = env("KASAMA_DB")) c.db_url = v;
   if (auto v = env("KASAMA_DB_ADMIN")) c.db_admin_url = v;
   if (auto v = env("KASAMA_DB_BUFFER_POOL")) c.db_buffer_pool = v;
@@ -74,6 +75,8 @@ Config Config::from_env() {
   }
   // idle sessions lock after at most 15 minutes; shorter is allowed (tests use seconds).
   c.idle_timeout_s = static_cast<unsigned>(number("KASAMA_IDLE_TIMEOUT", c.idle_timeout_s, 1, 900));
+  c.audit_retention_days =
+      static_cast<unsigned>(number("KASAMA_AUDIT_RETENTION_DAYS", c.audit_retention_days, 0, 100 * 366));
   c.access_token_s = static_cast<unsigned>(number("KASAMA_ACCESS_TOKEN_LIFETIME", c.access_token_s, 1, 86400));
   c.backend_token_s = static_cast<unsigned>(number("KASAMA_BACKEND_TOKEN_LIFETIME", c.backend_token_s, 1, 3600));
   c.token_cache_ms = static_cast<unsigned>(number("KASAMA_TOKEN_CACHE_MS", c.token_cache_ms, 0, 60000));

@@ -44,6 +44,12 @@ struct Config {
   unsigned tenant = 1;
   // KASAMA_ANOMALY_RULES: the abnormal-access rules; empty = conformance/kasama/anomaly-rules.json.
   std::string anomaly_rules;
+  // KASAMA_AUDIT_RETENTION_DAYS: `kasama-server audit-purge` removes audit records older
+  // than this; 0 (the default) keeps them all. Separate from data retention.
+  unsigned audit_retention_days = 0;
+  // KASAMA_DB_MAINT: the maintenance DB user that may DELETE audit rows (audit-purge only);
+  // empty = the migration user (KASAMA_DB_ADMIN, or the private instance's root).
+  std::string db_maint_url;
 
   static Config from_env();  // throws std::invalid_argument naming the variable
 };

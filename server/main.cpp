@@ -13,6 +13,7 @@
 #include <optional>
 #include <sstream>
 
+#include "resources/fhir_time.hpp"
 #include "resources/paths.hpp"
 #include "resources/type_model.hpp"
 #include "server/audit/anomaly.hpp"
@@ -44,10 +45,16 @@ int main(int argc, char** argv) {
   // `kasama-server audit-verify`: walk the audit hash chain, print the result (JSON),
   // exit 0 when it holds and 3 when it is broken.
   const bool audit_verify = command == "audit-verify";
-  if ((argc >= 2 && !reindex_only && !bootstrap && !audit_verify) || (bootstrap && argc != 3)) {
+  // `kasama-server audit-purge [--before INSTANT]`: as the maintenance DB user, remove
+  // the sealed audit blocks recorded before the cut-off (KASAMA_AUDIT_RETENTION_DAYS ago, or
+  // the instant given), keep the anchor, record the purge as an audit event, print JSON.
+  const bool audit_purge = command == "audit-purge";
+  const bool purge_args_ok = !audit_purge || argc == 2 || (argc == 4 && std::string(argv[2]) == "--before");
+  if ((argc >= 2 && !reindex_only && !bootstrap && !audit_verify && !audit_purge) || (bootstrap && argc != 3) ||
+      !purge_args_ok) {
     std::fprintf(stderr,
-                 "usage: %s [reindex [ResourceType] | bootstrap-owner NAME | audit-verify]  (settings come from "
-                 "KASAMA_* variables)\n",
+                 "usage: %s [reindex [ResourceType] | bootstrap-owner NAME | audit-verify | audit-purge [--before "
+                 "INSTANT]]  (settings come from KASAMA_* variables)\n",
                  argv[0]);
     return 2;
   }
@@ -108,9 +115,9 @@ int main(int argc, char** argv) {
     auth_settings.backend_lifetime = std::chrono::seconds(config.backend_token_s);
     auth_settings.token_cache_ttl = std::chrono::milliseconds(config.token_cache_ms);
     auth::AuthService auth(pool, config.tenant, auth_settings);
-    audit::AuditTrail trail(app, config.tenant, config.audit && !reindex_only && !bootstrap && !audit_verify,
+    audit::AuditTrail trail(app, config.tenant, config.audit && !reindex_only && !bootstrap && !audit_verify && !audit_purge,
                             config.data_dir + "/audit", config.audit_sync);
-    if (!config.audit && !reindex_only && !bootstrap && !audit_verify) {
+    if (!config.audit && !reindex_only && !bootstrap && !audit_verify && !audit_purge) {
       server::log_error("KASAMA_AUDIT=off: requests are NOT audited (benchmarks only)");
     }
     server::Services services(config, pool, cache, &auth, &trail);
@@ -159,6 +166,55 @@ int main(int argc, char** argv) {
         out["problem"] = v.problem;
       }
       std::printf("%s\n", resources::dump_json(out, 2).c_str());
+      finish_cli();
+      return v.ok ? 0 : 3;
+    }
+    if (audit_purge) {
+      std::int64_t before = 0;
+      if (argc == 4) {
+        auto range = resources::parse_fhir_time_range(argv[3]);
+        if (!range) throw std::invalid_argument(std::string("--before must be an instant or a date: ") + argv[3]);
+        before = range->lo;
+      } else if (config.audit_retention_days > 0) {
+        before = resources::now_millis() - std::int64_t{config.audit_retention_days} * 86'400'000;
+      } else {
+        std::fprintf(stderr, "audit-purge: KASAMA_AUDIT_RETENTION_DAYS is 0 (keep everything); nothing to do\n");
+        finish_cli();
+        return 2;
+      }
+      const storage::DbTarget maint = config.db_maint_url.empty() ? admin : storage::DbTarget::parse_url(config.db_maint_url);
+      storage::Connection m(maint);
+      const std::string maint_user = m.execute_text("SELECT CURRENT_USER()").text(0, 0);
+      storage::AuditStore store(config.tenant);
+      m.begin();
+      const std::uint64_t removed = store.purge(m, before);
+      m.commit();
+      const auto v = [&] {
+        auto c = pool.acquire();
+        // The purge is itself an access to the trail: recorded (by the server's own user,
+        // which may only INSERT), sealed by the server like any record.
+        storage::AuditRow row;
+        row.tenant = config.tenant;
+        row.recorded = resources::now_millis();
+        row.request_id = "audit-purge-" + std::to_string(row.recorded);
+        row.interaction = "admin";
+        row.action = "D";
+        row.method = "CLI";
+        row.path = "audit-purge?before=" + resources::format_instant(before) + "&removed=" + std::to_string(removed);
+        row.status = 200;
+        row.peer = "cli";
+        row.detail = "audit retention purge (R-34) by DB user " + resources::printable_ascii(maint_user, 100);
+        store.insert(*c, row);
+        return audit::verify_chain(*c, config.tenant);
+      }();
+      resources::Json out = {{"before", resources::format_instant(before)},
+                             {"removed", removed},
+                             {"maintenanceUser", maint_user},
+                             {"chain", v.ok},
+                             {"anchorId", v.anchor_id}};
+      std::printf("%s\n", resources::dump_json(out, 2).c_str());
+      server::log_info("audit-purge: " + std::to_string(removed) + " events recorded before " +
+                       resources::format_instant(before) + " removed as " + maint_user);
       finish_cli();
       return v.ok ? 0 : 3;
     }
@@ -247,7 +303,7 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const std::exception& e) {
     server::log_error(std::string("cannot run: ") + e.what());
-    if (embedded && (reindex_only || bootstrap || audit_verify) && embedded->adopted()) embedded->detach();
+    if (embedded && (reindex_only || bootstrap || audit_verify || audit_purge) && embedded->adopted()) embedded->detach();
     if (embedded) embedded->stop();
     return 1;
   }

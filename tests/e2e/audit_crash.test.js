@@ -5,7 +5,7 @@
 // the hash chain holds.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { request, uid, sleep } from './lib/client.js';
@@ -79,5 +79,36 @@ describe('R-30: audit records survive kill -9 under load', () => {
     const v = JSON.parse(out);
     assert.equal(v.result, true, out);
     assert.ok(v.checked >= recorded.size, out);
+  });
+
+  it('R-34: the maintenance user purges the records before a cut-off, the purge is recorded and the rest verifies', async () => {
+    const env = { ...process.env, KASAMA_DATA_DIR: DIR, KASAMA_PORT: PORT };
+    // Without a retention period nothing is purged.
+    const none = spawnSync(BINARY, ['audit-purge'], { env: { ...env, KASAMA_AUDIT_RETENTION_DAYS: '0' }, encoding: 'utf8' });
+    assert.equal(none.status, 2, none.stderr);
+    assert.match(none.stderr, /KASAMA_AUDIT_RETENTION_DAYS is 0/);
+    // A retention of ten years removes nothing of today's.
+    const kept = JSON.parse(execFileSync(BINARY, ['audit-purge'], { env: { ...env, KASAMA_AUDIT_RETENTION_DAYS: '3650' }, encoding: 'utf8' }));
+    assert.equal(kept.removed, 0);
+    const before = Number(sql('SELECT COUNT(*) FROM audit_event'));
+    const cut = new Date(Date.now() + 1000).toISOString();
+    await sleep(1500);
+    const out = execFileSync(BINARY, ['audit-purge', '--before', cut], { env, encoding: 'utf8' });
+    const r = JSON.parse(out);
+    assert.ok(r.removed > 0, out);
+    assert.equal(r.chain, true, out);
+    assert.ok(r.anchorId > 0, 'the last purged block anchors the chain');
+    assert.match(r.maintenanceUser, /^root@/, 'the maintenance user, not the server\'s');
+    const after = Number(sql('SELECT COUNT(*) FROM audit_event'));
+    assert.equal(after, before - r.removed + 1, 'the purge removed what it says and recorded itself');
+    // The record of the first run (which removed nothing) was older than the cut-off itself.
+    assert.equal(Number(sql("SELECT COUNT(*) FROM audit_event WHERE method='CLI' AND path LIKE 'audit-purge%'")), 1);
+    const rec = sql("SELECT path, detail FROM audit_event WHERE method='CLI' AND path LIKE 'audit-purge%' ORDER BY id DESC LIMIT 1");
+    assert.match(rec, new RegExp(`removed=${r.removed}`));
+    assert.match(rec, /R-34/);
+    await sleep(1500);
+    const v = JSON.parse(execFileSync(BINARY, ['audit-verify'], { env, encoding: 'utf8' }));
+    assert.equal(v.result, true, JSON.stringify(v));
+    assert.equal(v.anchorId, r.anchorId);
   });
 });
