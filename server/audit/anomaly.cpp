@@ -1,5 +1,6 @@
 #include "server/audit/anomaly.hpp"
 
+#include <cstdio>
 #include <sstream>
 #include <stdexcept>
 
@@ -10,6 +11,15 @@ namespace {
 std::string str(const resources::Json& j, const char* k) {
   auto it = j.find(k);
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// A number member (JSON decimals are kept as their text: number_value reads both kinds).
+double number(const resources::Json& j, const char* k, double def, const std::string& rule) {
+  auto it = j.find(k);
+  if (it == j.end()) return def;
+  auto v = resources::number_value(*it);
+  if (!v) throw std::runtime_error("anomaly rule " + rule + ": " + k + " must be a number");
+  return *v;
 }
 
 // "HH:MM" -> minutes of the day.
@@ -31,7 +41,8 @@ int utc_offset(const std::string& text, const std::string& rule) {
   return text[0] == '-' ? -m : m;
 }
 
-const std::set<std::string> kKinds = {"distinct-patients", "pages", "denials", "login-failures", "off-hours"};
+const std::set<std::string> kKinds = {"distinct-patients", "distinct-patients-baseline", "pages", "denials",
+                                      "login-failures", "off-hours"};
 
 // The ID a failed login tried (server/auth/api.cpp writes "login id '…'").
 std::string login_id(const std::string& detail) {
@@ -56,13 +67,13 @@ std::vector<AnomalyRule> parse_anomaly_rules(const resources::Json& doc) {
     if (r.id.empty() || !ids.insert(r.id).second) throw std::runtime_error("anomaly rules: empty or repeated id '" + r.id + "'");
     r.kind = str(j, "kind");
     if (!kKinds.count(r.kind)) throw std::runtime_error("anomaly rule " + r.id + ": unknown kind '" + r.kind + "'");
-    const auto window = j.value("window", 0);
+    const double window = number(j, "window", 0, r.id);
     if (window <= 0 || window > 7 * 24 * 60) throw std::runtime_error("anomaly rule " + r.id + ": window is 1 … 10080 minutes");
-    r.window_ms = std::int64_t{window} * 60'000;
-    const auto threshold = j.value("threshold", r.kind == "off-hours" ? 0 : -1);
+    r.window_ms = static_cast<std::int64_t>(window * 60'000);
+    const double threshold = number(j, "threshold", r.kind == "off-hours" ? 0 : -1, r.id);
     if (threshold < 0) throw std::runtime_error("anomaly rule " + r.id + ": threshold is a count >= 0");
     r.threshold = static_cast<std::size_t>(threshold);
-    r.level = j.value("level", 1);
+    r.level = static_cast<int>(number(j, "level", 1, r.id));
     if (r.level < 1 || r.level > 5) throw std::runtime_error("anomaly rule " + r.id + ": level is 1 … 5 (SM 4.3)");
     const std::string action = str(j, "action");
     if (action != "suspend" && action != "record")
@@ -71,6 +82,15 @@ std::vector<AnomalyRule> parse_anomaly_rules(const resources::Json& doc) {
     if (auto roles = j.find("roles"); roles != j.end() && roles->is_array()) {
       for (const auto& x : *roles)
         if (x.is_string()) r.roles.insert(x.get<std::string>());
+    }
+    if (r.kind == "distinct-patients-baseline") {
+      r.factor = number(j, "factor", 0, r.id);
+      const double history = number(j, "history", 0, r.id), min_history = number(j, "minHistory", 0, r.id);
+      if (r.factor < 1.0 || history < 1 || history > 10000 || min_history < 1 || min_history > history)
+        throw std::runtime_error("anomaly rule " + r.id +
+                                 ": a baseline rule needs factor >= 1, history 1 … 10000 and minHistory 1 … history");
+      r.history = static_cast<std::size_t>(history);
+      r.min_history = static_cast<std::size_t>(min_history);
     }
     if (r.kind == "off-hours") {
       r.from_minute = minutes(str(j, "from"), r.id);
@@ -105,6 +125,28 @@ std::size_t AnomalyDetector::count(Window& w, const AnomalyRule& r, std::int64_t
   return r.kind == "distinct-patients" ? w.last.size() : w.events.size();
 }
 
+std::size_t AnomalyDetector::count_baseline(Window& w, const AnomalyRule& r, std::int64_t now,
+                                            const std::vector<std::string>& keys, double& baseline) {
+  const std::int64_t bucket = now / r.window_ms;
+  if (bucket != w.bucket) {
+    if (w.bucket >= 0 && !w.current.empty()) {
+      w.past.push_back(w.current.size());
+      while (w.past.size() > r.history) w.past.pop_front();
+    }
+    w.bucket = bucket;
+    w.current.clear();
+  }
+  for (const auto& k : keys)
+    if (w.current.size() < 4 * r.threshold + 100000) w.current.insert(k);
+  baseline = 0;
+  if (w.past.size() >= r.min_history) {
+    double sum = 0;
+    for (auto n : w.past) sum += static_cast<double>(n);
+    baseline = sum / static_cast<double>(w.past.size());
+  }
+  return w.current.size();
+}
+
 std::vector<AnomalyHit> AnomalyDetector::observe(const storage::AuditRow& row) {
   std::vector<AnomalyHit> hits;
   if (rules_.empty()) return hits;
@@ -130,7 +172,7 @@ std::vector<AnomalyHit> AnomalyDetector::observe(const storage::AuditRow& row) {
     } else {
       if (who.empty()) continue;
       if (!r.roles.empty() && !r.roles.count(row.role)) continue;
-      if (r.kind == "distinct-patients") {
+      if (r.kind == "distinct-patients" || r.kind == "distinct-patients-baseline") {
         if (row.status >= 400 || row.patients.empty()) continue;
         std::istringstream in(row.patients);
         for (std::string p; in >> p;) keys.push_back(p);
@@ -151,9 +193,17 @@ std::vector<AnomalyHit> AnomalyDetector::observe(const storage::AuditRow& row) {
     if (keys.empty()) continue;
     Window& w = windows_[{r.id, who}];
     std::size_t n = 0;
-    for (const auto& k : keys) n = count(w, r, now, k.empty() ? std::to_string(now) : k);
-    if (n <= r.threshold || now < w.quiet_until) continue;
-    w.quiet_until = now + r.window_ms;
+    double baseline = 0;
+    if (r.kind == "distinct-patients-baseline") {
+      n = count_baseline(w, r, now, keys, baseline);
+      if (baseline <= 0 || static_cast<double>(n) <= r.factor * baseline || n <= r.threshold || now < w.quiet_until)
+        continue;
+      w.quiet_until = (w.bucket + 1) * r.window_ms;
+    } else {
+      for (const auto& k : keys) n = count(w, r, now, k.empty() ? std::to_string(now) : k);
+      if (n <= r.threshold || now < w.quiet_until) continue;
+      w.quiet_until = now + r.window_ms;
+    }
     AnomalyHit h;
     h.rule = r.id;
     h.kind = r.kind;
@@ -167,7 +217,13 @@ std::vector<AnomalyHit> AnomalyDetector::observe(const storage::AuditRow& row) {
     h.institution_id = row.institution_id;
     h.count = n;
     const std::string window = std::to_string(r.window_ms / 60'000);
-    if (r.kind == "distinct-patients") {
+    if (r.kind == "distinct-patients-baseline") {
+      char mean[32];
+      std::snprintf(mean, sizeof mean, "%.1f", baseline);
+      h.detail = std::to_string(n) + " 人の住民の情報に " + window + " 分間でアクセス(通常の " + mean + " 人の " +
+                 std::to_string(static_cast<int>(r.factor)) + " 倍超) / " + std::to_string(n) + " distinct residents in " +
+                 window + " minutes, above " + std::to_string(static_cast<int>(r.factor)) + " x the usual " + mean;
+    } else if (r.kind == "distinct-patients") {
       h.detail = std::to_string(n) + " 人の住民の情報に " + window + " 分間でアクセス / " + std::to_string(n) +
                  " distinct residents in " + window + " minutes (threshold " + std::to_string(r.threshold) + ")";
     } else if (r.kind == "pages") {

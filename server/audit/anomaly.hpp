@@ -22,13 +22,19 @@ namespace kasama::audit {
 
 struct AnomalyRule {
   std::string id;
-  std::string kind;  // distinct-patients, pages, denials, login-failures, off-hours
+  // distinct-patients, distinct-patients-baseline, pages, denials, login-failures, off-hours
+  std::string kind;
   std::int64_t window_ms = 3'600'000;
   std::size_t threshold = 0;
   int level = 1;            // SM 4.3
   bool suspend = false;     // else: record only
   std::set<std::string> roles;  // empty: every role
   int from_minute = 0, to_minute = 24 * 60, utc_offset_minutes = 0;  // off-hours: working hours, local
+  // distinct-patients-baseline: the residents of the current window (fixed windows) against
+  // the mean of the subject's last `history` windows with any activity; fires above
+  // factor × that mean and above threshold, once the subject has min_history windows.
+  double factor = 0;
+  std::size_t history = 0, min_history = 0;
 };
 
 struct AnomalyHit {
@@ -60,7 +66,15 @@ class AnomalyDetector {
     std::deque<std::pair<std::int64_t, std::string>> events;  // (time, key)
     std::map<std::string, std::int64_t> last;                 // distinct keys: key -> latest time
     std::int64_t quiet_until = 0;                             // fired: no second hit until then
+    // baseline rules: the fixed window being counted, its residents, earlier windows' counts
+    std::int64_t bucket = -1;
+    std::set<std::string> current;
+    std::deque<std::size_t> past;
   };
+  // The baseline rule's count for the current window; baseline: the mean of the past ones
+  // (0 while there are fewer than min_history).
+  std::size_t count_baseline(Window& w, const AnomalyRule& r, std::int64_t now, const std::vector<std::string>& keys,
+                             double& baseline);
   std::size_t count(Window& w, const AnomalyRule& r, std::int64_t now, const std::string& key);
 
   std::vector<AnomalyRule> rules_;

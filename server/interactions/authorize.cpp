@@ -261,7 +261,13 @@ void check(Context& ctx, const RestRequest& req, Route& r) {
   const std::string type = scoped_type(r);
   const auto& s = p.scopes;
   if (r.kind == Kind::kReindex) {
-    // Rebuilding indexes is server management: a backend client with system write scope.
+    // Rebuilding indexes is server management: a backend client with system write scope,
+    // not an institution's (its answer counts every resource, whoever's they are: R-20).
+    if (p.institution_scoped) {
+      throw FhirError(403, "forbidden",
+                      "索引の再構築は市の管理作業です / $reindex is server maintenance, not for an institution's "
+                      "terminal (use kasama-server reindex)");
+    }
     if (s.permits(ScopeContext::kSystem, type, perms)) return;
     refuse(p, r, type);
   }

@@ -347,6 +347,14 @@ describe('R-20 R-21 leak matrix: every data path × every reason', () => {
     }
   });
 
+  it('$reindex, whose answer counts everyone\'s resources, is not for institutions', async () => {
+    for (const caller of ['A', 'B']) {
+      const r = await as(caller, 'POST', '/$reindex');
+      assert.equal(r.status, 403, r.text);
+      assert.ok(!('parameter' in (r.json ?? {})), 'no count');
+    }
+  });
+
   it('data about a hidden resident cannot be written (answered as for a resident who is not there)', async () => {
     for (const [caller, key] of [['A', 'all'], ['A', 'onlyA'], ['B', 'all'], ['PA', 'onlyA']]) {
       const p = data[`${key}:Patient`];

@@ -124,6 +124,36 @@ BOOST_AUTO_TEST_CASE(terminals_pages_denials_and_login_failures) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(far_above_the_users_own_baseline) {
+  // Hourly windows; the mean of up to 5 earlier active hours, at least 3; 4 × and above 5.
+  auto d = detector(R"({"rules":[{"id":"b","kind":"distinct-patients-baseline","window":60,"factor":4,"history":5,
+                                  "minHistory":3,"threshold":5,"level":5,"action":"suspend"}]})");
+  const std::int64_t hour = 3'600'000, t0 = (kT0 / hour) * hour;
+  int n = 0;
+  auto residents = [&](const std::string& who, std::int64_t at, int count) {
+    std::vector<audit::AnomalyHit> all;
+    for (int i = 0; i < count; ++i) {
+      auto h = d.observe(read_by(who, "practitioner", "p" + std::to_string(n++), at + i));
+      all.insert(all.end(), h.begin(), h.end());
+    }
+    return all;
+  };
+  // Without history nothing fires, however many.
+  BOOST_TEST(residents("u", t0, 50).empty());
+  BOOST_TEST(residents("u", t0 + hour, 3).empty());
+  BOOST_TEST(residents("u", t0 + 2 * hour, 3).empty());
+  // Baseline now (50 + 3 + 3) / 3 ≈ 18.7: 4 × is 74.7, so 60 residents do not fire…
+  BOOST_TEST(residents("u", t0 + 3 * hour, 60).empty());
+  // … and a user whose hours were quiet does when they read far more than usual.
+  auto v = std::string("v");
+  for (int h = 0; h < 4; ++h) BOOST_TEST(residents(v, t0 + h * hour, 2).empty());
+  const auto hits = residents(v, t0 + 4 * hour, 9);  // mean 2: above 8 and above 5 at the 9th
+  BOOST_REQUIRE(hits.size() == 1u);
+  BOOST_TEST(hits[0].count == 9u);
+  BOOST_TEST(hits[0].detail.find("usual 2.0") != std::string::npos);
+  BOOST_TEST(residents(v, t0 + 4 * hour + 100, 20).empty());  // quiet until the hour ends
+}
+
 BOOST_AUTO_TEST_CASE(off_hours_in_local_time) {
   // Working hours 09:00-17:00 in Japan (UTC+9): kT0 is 17:00 JST, just outside.
   auto d = detector(R"({"rules":[{"id":"oh","kind":"off-hours","window":60,"from":"09:00","to":"17:00",
@@ -148,6 +178,8 @@ BOOST_AUTO_TEST_CASE(malformed_rules_are_refused) {
       R"({"rules":[{"id":"a","kind":"pages","window":1,"threshold":1,"action":"explode"}]})",
       R"({"rules":[{"id":"a","kind":"pages","window":1,"threshold":1,"level":9,"action":"record"}]})",
       R"({"rules":[{"id":"a","kind":"off-hours","window":1,"from":"7","to":"22:00","action":"record"}]})",
+      R"({"rules":[{"id":"a","kind":"distinct-patients-baseline","window":60,"threshold":1,"factor":0.5,"history":3,
+                  "minHistory":1,"action":"record"}]})",
       R"({"rules":[{"id":"a","kind":"pages","window":1,"threshold":1,"action":"record"},
                   {"id":"a","kind":"pages","window":1,"threshold":1,"action":"record"}]})",
   };
