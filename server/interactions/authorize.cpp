@@ -5,6 +5,7 @@
 
 #include "resources/references.hpp"
 #include "resources/type_model.hpp"
+#include "server/access/decision.hpp"
 #include "server/interactions/search_engine.hpp"
 #include "server/interactions/support.hpp"
 #include "server/search/escapes.hpp"
@@ -15,8 +16,6 @@
 namespace kasama::server {
 
 namespace {
-
-using auth::ScopeContext;
 
 unsigned needed_perms(Kind k, const RestRequest& req) {
   switch (k) {
@@ -69,20 +68,6 @@ std::string scoped_type(const Route& r) {
     default:
       return r.type;
   }
-}
-
-[[noreturn]] void refuse(const auth::Principal& p, const Route& r, const std::string& type,
-                         const std::string& because = "") {
-  FhirError e(403, "forbidden",
-              std::string("アクセス権限(スコープ)が不足しています / the token's scopes (") + p.scope_text +
-                  ") do not allow " + kind_name(r.kind) +
-                  (type == "*" ? std::string(" on every type") : " on " + type) + because);
-  e.headers.emplace_back("WWW-Authenticate", "Bearer error=\"insufficient_scope\"");
-  throw e;
-}
-
-bool broad(const auth::ScopeSet& s, const std::string& type, unsigned perms) {
-  return s.permits(ScopeContext::kUser, type, perms) || s.permits(ScopeContext::kSystem, type, perms);
 }
 
 // A search's parameters as run_search will see them: the query, then a POST _search body.
@@ -232,57 +217,63 @@ bool version_in_compartment(Context& ctx, const RestRequest& req, const std::str
   });
 }
 
-// Types outside the Patient compartment that a patient-context token may read: the
-// directory of people, places and things a record points to, which holds nobody's health
-// data. Anything else outside the compartment (Bundle, Binary, Device, …) may.
-bool shared_reference_type(const std::string& type) {
-  static const std::set<std::string> kTypes = {
-      "Organization", "Practitioner",  "PractitionerRole",    "Location",        "HealthcareService",
-      "Endpoint",     "Medication",    "Substance",           "ValueSet",        "CodeSystem",
-      "ConceptMap",   "Questionnaire", "StructureDefinition", "SearchParameter", "OperationDefinition"};
-  return kTypes.count(type) > 0;
+access::RequestFacts::What what_of(Kind k) {
+  using W = access::RequestFacts::What;
+  switch (k) {
+    case Kind::kCapabilities:
+      return W::kCapabilities;
+    case Kind::kRead:
+      return W::kRead;
+    case Kind::kVread:
+      return W::kVread;
+    case Kind::kSearchType:
+      return W::kSearchType;
+    case Kind::kSearchSystem:
+      return W::kSearchSystem;
+    case Kind::kSearchCompartment:
+      return W::kSearchCompartment;
+    case Kind::kHistoryInstance:
+      return W::kHistoryInstance;
+    case Kind::kHistoryType:
+      return W::kHistoryType;
+    case Kind::kHistorySystem:
+      return W::kHistorySystem;
+    case Kind::kEverything:
+      return W::kEverything;
+    case Kind::kReindex:
+      return W::kReindex;
+    case Kind::kAuditVerify:
+      return W::kAuditVerify;
+    case Kind::kBatchOrTransaction:
+      return W::kBatch;
+    default:
+      return W::kWrite;
+  }
 }
 
+// The enforcement point: gathers what the request asks for, asks server/access for the
+// decision, and carries it out (403, 404, the compartment checks a patient context needs,
+// or a type search turned into a compartment search).
 void check(Context& ctx, const RestRequest& req, Route& r) {
   if (r.kind == Kind::kCapabilities) return;
   if (!req.principal) throw FhirError(500, "exception", "request without a principal");
   const auth::Principal& p = *req.principal;
-  if (p.kind == "internal") return;
-  if (r.type == "AuditEvent") {
-    // The audit trail is the auditors' (and the sysadmin's, for operations), whatever the
-    // token's scopes; and only the server writes it.
-    if (p.role != "auditor" && p.role != "sysadmin") {
-      throw FhirError(403, "forbidden",
-                      "監査記録は監査責任者とシステム管理者のみが参照できます / only auditors and the system "
-                      "administrator may read the audit trail");
-    }
-  }
-  const unsigned perms = needed_perms(r.kind, req);
-  const std::string type = scoped_type(r);
-  const auto& s = p.scopes;
-  if (r.kind == Kind::kReindex) {
-    // Rebuilding indexes is server management: a backend client with system write scope,
-    // not an institution's (its answer counts every resource, whoever's they are: R-20).
-    if (p.institution_scoped) {
-      throw FhirError(403, "forbidden",
-                      "索引の再構築は市の管理作業です / $reindex is server maintenance, not for an institution's "
-                      "terminal (use kasama-server reindex)");
-    }
-    if (s.permits(ScopeContext::kSystem, type, perms)) return;
-    refuse(p, r, type);
-  }
-  const bool searching = r.kind == Kind::kSearchType || r.kind == Kind::kSearchSystem ||
-                         r.kind == Kind::kSearchCompartment || r.kind == Kind::kEverything;
+  access::RequestFacts f;
+  f.what = what_of(r.kind);
+  f.interaction = kind_name(r.kind);
+  f.type = scoped_type(r);
+  f.route_type = r.type;
+  f.route_id = r.id;
+  f.perms = needed_perms(r.kind, req);
+  f.searching = r.kind == Kind::kSearchType || r.kind == Kind::kSearchSystem || r.kind == Kind::kSearchCompartment ||
+                r.kind == Kind::kEverything;
+  f.compartment_type = !patient_compartment_params(r.type).empty();
   std::vector<std::pair<std::string, std::string>> params;
-  if (searching) params = search_params(req);
-  const bool patient_only = !broad(s, type, perms) && r.kind != Kind::kSearchSystem;
-
-  if (!patient_only) {
-    // user/ or system/ scopes: the interaction's type, and every type the request reaches.
-    // A scope on every type covers all of that: no second parse of the search here.
-    if (broad(s, type, perms) && broad(s, "*", auth::kRead | auth::kSearch)) return;
-    std::set<std::string> read, search;
-    if (searching) {
+  if (f.searching) params = search_params(req);
+  for (const auto& [name, value] : params)
+    if (name.starts_with("_include") || name.starts_with("_revinclude")) f.include_params.push_back(name);
+  f.reached = [&](std::set<std::string>& read, std::set<std::string>& search) {
+    if (f.searching) {
       std::vector<std::string> types;
       if (r.kind == Kind::kSearchSystem) {
         for (const auto& [name, value] : params) {
@@ -290,12 +281,11 @@ void check(Context& ctx, const RestRequest& req, Route& r) {
           for (const auto& t : search::split_list(value, ',')) types.push_back(search::unescape(t));
         }
         if (types.empty()) search.insert("*");  // no _type: every type, whatever else is asked
-      } else if (type != "*") {
-        types.push_back(type);
+      } else if (f.type != "*") {
+        types.push_back(f.type);
       }
       reached_types(params, types, read, search);
     }
-    if (r.kind != Kind::kSearchSystem && !broad(s, type, perms)) refuse(p, r, type);
     // Conditional operations search with their criteria (the URL's, or If-None-Exist).
     if (r.kind == Kind::kConditionalUpdate || r.kind == Kind::kConditionalPatch || r.kind == Kind::kConditionalDelete) {
       criteria_types(r.type, req.params, search);
@@ -304,67 +294,37 @@ void check(Context& ctx, const RestRequest& req, Route& r) {
       criteria_types(r.type, parse_criteria(*ine), search);
     }
     if (is_write(r.kind)) conditional_link_types(req, search);
-    for (const auto& t : search) {
-      if (!broad(s, t, auth::kSearch)) refuse(p, r, t, " (searched by this request)");
-    }
-    for (const auto& t : read) {
-      if (!broad(s, t, auth::kRead)) refuse(p, r, t, " (included by this request)");
-    }
-    return;
-  }
-
-  if (!s.permits(ScopeContext::kPatient, type, perms) || p.patient.empty()) refuse(p, r, type);
-  // Only a patient/ scope covers it: the patient's compartment, and the shared directory
-  // types, nothing else. Until the access module filters what includes bring in (issue 5),
-  // includes and $everything (which adds referenced resources) are not offered here.
-  for (const auto& [name, value] : params) {
-    if (name.starts_with("_include") || name.starts_with("_revinclude")) {
-      throw FhirError(403, "forbidden",
-                      name + " is not available to a token limited to one patient's records (" + p.scope_text + ")",
-                      name);
-    }
-  }
-  if (searching) {
-    // Chains and _has look into other resources, which may be anybody's.
-    std::set<std::string> reached;
-    criteria_types(type == "*" ? "Patient" : type, params, reached);
-    if (!reached.empty()) {
-      throw FhirError(403, "forbidden",
-                      "chained parameters and _has are not available to a token limited to one patient's records (" +
-                          p.scope_text + ")");
-    }
-  }
-  const std::string& pid = p.patient;
-  const auto not_found = [&]() {
-    return FhirError(404, "not-found", "Resource " + r.type + "/" + r.id + " is not known");
   };
-  const bool compartment_type = !patient_compartment_params(r.type).empty();
-  switch (r.kind) {
-    case Kind::kRead:
-      if (!compartment_type && !shared_reference_type(r.type)) refuse(p, r, r.type, " (not one patient's data)");
-      if (compartment_type && !in_compartment(ctx, req, pid, r.type, r.id)) throw not_found();
+  f.chains = [&] {
+    std::set<std::string> reached;
+    criteria_types(f.type == "*" ? "Patient" : f.type, params, reached);
+    return !reached.empty();
+  };
+
+  using Effect = access::Decision::Effect;
+  const access::Decision d = access::decide(p, f);
+  const auto not_found = [&]() { return FhirError(404, "not-found", "Resource " + r.type + "/" + r.id + " is not known"); };
+  switch (d.effect) {
+    case Effect::kPermit:
       return;
-    case Kind::kVread:
+    case Effect::kDeny: {
+      FhirError e(403, "forbidden", d.message, d.parameter);
+      if (d.insufficient_scope) e.headers.emplace_back("WWW-Authenticate", "Bearer error=\"insufficient_scope\"");
+      throw e;
+    }
+    case Effect::kNotFound:
+      throw FhirError(404, "not-found", d.message);
+    case Effect::kIfInCompartment:
+      if (!in_compartment(ctx, req, p.patient, r.type, r.id)) throw not_found();
+      return;
+    case Effect::kIfVersionInCompartment:
       // The version asked for must have been the patient's, whatever the resource is now.
-      if (!compartment_type && !shared_reference_type(r.type)) refuse(p, r, r.type, " (not one patient's data)");
-      if (compartment_type && !version_in_compartment(ctx, req, pid, r.type, r.id, r.vid)) {
+      if (!version_in_compartment(ctx, req, p.patient, r.type, r.id, r.vid))
         throw FhirError(404, "not-found", r.type + "/" + r.id + "/_history/" + r.vid + " is not known");
-      }
       return;
-    case Kind::kSearchType:
-      if (!compartment_type) {
-        if (shared_reference_type(r.type)) return;
-        refuse(p, r, r.type, " (not one patient's data)");
-      }
-      r = Route{Kind::kSearchCompartment, "Patient", pid, r.type};
+    case Effect::kAsCompartmentSearch:
+      r = Route{Kind::kSearchCompartment, "Patient", p.patient, r.type};
       return;
-    case Kind::kSearchCompartment:
-      if (r.type == "Patient" && r.id == pid) return;
-      throw not_found();
-    default:
-      // Writes, instance history (earlier versions may have been someone else's), $everything
-      // and system-wide reads are not given to a patient context.
-      refuse(p, r, type);
   }
 }
 

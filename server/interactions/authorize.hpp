@@ -1,8 +1,10 @@
 #pragma once
-// The SMART scope check of every interaction: a token's scopes must cover the
-// interaction on the type; a token whose only cover is a patient/ scope is held to its
-// patient's compartment. The full policy decision (institution range, categories, consent,
-// proxy relations: issue 5) grows from here into server/access.
+// The enforcement point of the request-level access decision: gathers
+// what an interaction asks for (its type and permissions, every type it reaches through
+// _type, includes, chains, _has, conditional criteria and links) and carries out what
+// server/access/decision decides. What the caller may see of the data is the Filter that
+// FhirService::dispatch sets for the request (server/access/policy), applied by every data
+// path.
 #include "server/interactions/context.hpp"
 #include "server/interactions/interactions.hpp"
 

@@ -118,10 +118,10 @@ RestResponse reindex_operation(Context& ctx, const RestRequest& req, const Route
   auto result = reindex(ctx.svc, r.type, req.base_url);
   log_info("$reindex " + (r.type.empty() ? std::string("(all types)") : r.type) + ": " +
            std::to_string(result.resources) + " resources in " + std::to_string(result.seconds) + " s");
-  Json out = {
-      {"resourceType", "Parameters"},
-      {"parameter", Json::array({{{"name", "resources"}, {"valueInteger", static_cast<std::int64_t>(result.resources)}},
-                                 {{"name", "seconds"}, {"valueDecimal", result.seconds}}})}};
+  Json out = {{"resourceType", "Parameters"}, {"parameter", Json::array({{{"name", "seconds"}, {"valueDecimal", result.seconds}}})}};
+  // The count covers every resource, whoever's: not for a caller who may see only some.
+  if (!ctx.access)
+    out["parameter"].push_back({{"name", "resources"}, {"valueInteger", static_cast<std::int64_t>(result.resources)}});
   if (!r.type.empty()) out["parameter"].push_back({{"name", "type"}, {"valueCode", r.type}});
   RestResponse resp;
   resp.body = resources::dump_json(out);

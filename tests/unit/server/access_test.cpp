@@ -201,3 +201,120 @@ BOOST_AUTO_TEST_CASE(the_filter_as_sql_names_the_categories_and_the_hidden_resid
   Filter none;
   BOOST_TEST(none.sql("r.category", "r.pk", "r.version", quote) == "0=1");  // nothing granted: nothing matches
 }
+
+// --- the request-level decision (decision.hpp) -------------------------------------------------
+
+#include "server/access/decision.hpp"
+
+namespace {
+
+kasama::auth::Principal principal(const char* role, const char* scopes, const char* patient = "") {
+  kasama::auth::Principal p;
+  p.kind = "access";
+  p.role = role;
+  p.account_id = "a1";
+  p.scope_text = scopes;
+  p.scopes = kasama::auth::ScopeSet::parse(scopes);
+  p.patient = patient;
+  return p;
+}
+
+RequestFacts facts(RequestFacts::What what, const char* type, unsigned perms, bool compartment = true) {
+  RequestFacts f;
+  f.what = what;
+  f.interaction = "test";
+  f.type = type;
+  f.route_type = type;
+  f.route_id = "x";
+  f.perms = perms;
+  f.compartment_type = compartment;
+  return f;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_request_level_decision_table) {
+  using W = RequestFacts::What;
+  using E = Decision::Effect;
+  namespace a = kasama::auth;
+  const unsigned rs = a::kRead | a::kSearch;
+  int reached_calls = 0;
+  struct Case {
+    const char* name;
+    kasama::auth::Principal p;
+    RequestFacts f;
+    E effect;
+  };
+  auto with_reached = [&](RequestFacts f, std::set<std::string> read, std::set<std::string> search) {
+    f.reached = [&reached_calls, read, search](std::set<std::string>& r, std::set<std::string>& s) {
+      ++reached_calls;
+      r = read;
+      s = search;
+    };
+    return f;
+  };
+  auto with_includes = [](RequestFacts f) {
+    f.searching = true;
+    f.include_params = {"_include"};
+    return f;
+  };
+  kasama::auth::Principal internal;
+  internal.kind = "internal";
+  auto inst = principal("system", "system/*.cruds");
+  inst.institution_scoped = true;
+  auto audit_read = facts(W::kSearchType, "AuditEvent", rs, true);
+  auto other_compartment = facts(W::kSearchCompartment, "Patient", rs);
+  other_compartment.route_id = "p2";
+  auto own_compartment = other_compartment;
+  own_compartment.route_id = "p1";
+  const std::vector<Case> cases = {
+      {"the server itself", internal, facts(W::kWrite, "Patient", a::kCreate), E::kPermit},
+      {"capabilities for anyone", principal("citizen", ""), facts(W::kCapabilities, "", 0), E::kPermit},
+      {"the audit trail is the auditors'", principal("practitioner", "user/*.cruds"), audit_read, E::kDeny},
+      {"an auditor reads it", principal("auditor", "user/AuditEvent.rs"), audit_read, E::kPermit},
+      {"$reindex: a system write scope", inst, facts(W::kReindex, "*", a::kUpdate), E::kPermit},
+      {"$reindex: not a user scope", principal("practitioner", "user/*.cruds"), facts(W::kReindex, "*", a::kUpdate), E::kDeny},
+      {"a user scope on the type and every type", principal("practitioner", "user/*.cruds"),
+       with_reached(facts(W::kSearchType, "Observation", rs), {"Patient"}, {}), E::kPermit},
+      {"an include outside the scopes", principal("practitioner", "user/Observation.rs"),
+       with_reached(facts(W::kSearchType, "Observation", rs), {"Patient"}, {}), E::kDeny},
+      {"a chain outside the scopes", principal("practitioner", "user/Observation.rs"),
+       with_reached(facts(W::kSearchType, "Observation", rs), {}, {"Patient"}), E::kDeny},
+      {"only what was reached, within the scopes", principal("practitioner", "user/Observation.rs user/Patient.rs"),
+       with_reached(facts(W::kSearchType, "Observation", rs), {"Patient"}, {"Patient"}), E::kPermit},
+      {"no scope for the write", principal("practitioner", "user/*.rs"), facts(W::kWrite, "Observation", a::kCreate),
+       E::kDeny},
+      {"a patient context reads in its compartment, if there", principal("citizen", "patient/*.rs", "p1"),
+       facts(W::kRead, "Observation", a::kRead), E::kIfInCompartment},
+      {"a version that was the patient's", principal("citizen", "patient/*.rs", "p1"),
+       facts(W::kVread, "Observation", a::kRead), E::kIfVersionInCompartment},
+      {"the shared directory", principal("citizen", "patient/*.rs", "p1"), facts(W::kRead, "Organization", a::kRead, false),
+       E::kPermit},
+      {"not one patient's data", principal("citizen", "patient/*.rs", "p1"), facts(W::kRead, "Basic", a::kRead, false),
+       E::kDeny},
+      {"a type search becomes a compartment search", principal("citizen", "patient/*.rs", "p1"),
+       facts(W::kSearchType, "Observation", rs), E::kAsCompartmentSearch},
+      {"includes are not for a patient context", principal("citizen", "patient/*.rs", "p1"),
+       with_includes(facts(W::kSearchType, "Observation", rs)), E::kDeny},
+      {"another patient's compartment is not there", principal("citizen", "patient/*.rs", "p1"), other_compartment,
+       E::kNotFound},
+      {"its own compartment", principal("citizen", "patient/*.rs", "p1"), own_compartment, E::kPermit},
+      {"no history for a patient context", principal("citizen", "patient/*.rs", "p1"),
+       facts(W::kHistoryInstance, "Observation", a::kRead), E::kDeny},
+      {"a patient scope without a patient", principal("citizen", "patient/*.rs"), facts(W::kRead, "Observation", a::kRead),
+       E::kDeny},
+  };
+  for (const auto& c : cases) {
+    BOOST_TEST_CONTEXT(c.name) {
+      const Decision d = decide(c.p, c.f);
+      BOOST_TEST(static_cast<int>(d.effect) == static_cast<int>(c.effect));
+      if (d.effect == E::kDeny) BOOST_TEST(!d.message.empty());
+    }
+  }
+  // A scope on every type decides without gathering what the request reaches.
+  reached_calls = 0;
+  decide(principal("practitioner", "user/*.cruds"), with_reached(facts(W::kSearchType, "Observation", rs), {"X"}, {}));
+  BOOST_TEST(reached_calls == 0);
+  const Decision inc = decide(principal("citizen", "patient/*.rs", "p1"), with_includes(facts(W::kSearchType, "Observation", rs)));
+  BOOST_TEST(inc.parameter == "_include");
+}
