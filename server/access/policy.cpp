@@ -82,7 +82,8 @@ std::vector<OptOut> opt_outs_of(const Json& c, const std::string& base_url) {
 }
 
 bool Filter::hides_patient(const std::string& id) const {
-  return std::binary_search(hidden_patients.begin(), hidden_patients.end(), id);
+  const auto& h = hidden_patients();
+  return std::binary_search(h.begin(), h.end(), id);
 }
 
 bool Filter::hides(const std::vector<std::string>& subjects) const {
@@ -97,9 +98,9 @@ std::string Filter::sql(const std::string& category_col, const std::string& pk_c
   }
   if (cats.empty()) return "0=1";
   std::string out = "(" + category_col + " IN (" + cats + ")";
-  if (!hidden_patients.empty()) {
+  if (!hidden_patients().empty()) {
     std::string ids;
-    for (const auto& p : hidden_patients) ids += (ids.empty() ? "" : ",") + quote(p);
+    for (const auto& p : hidden_patients()) ids += (ids.empty() ? "" : ",") + quote(p);
     out += " AND NOT EXISTS (SELECT 1 FROM resource_subject subj WHERE subj.resource_pk=" + pk_col +
            " AND subj.version=" + version_col + " AND subj.patient_id IN (" + ids + "))";
   }
@@ -129,16 +130,31 @@ std::shared_ptr<const OptOutRegistry::Snapshot> OptOutRegistry::snapshot(std::in
   return fresh;
 }
 
-std::vector<std::string> OptOutRegistry::hidden_for(const std::string& institution, std::int64_t now) {
+std::shared_ptr<const std::vector<std::string>> OptOutRegistry::hidden_for(const std::string& institution,
+                                                                           std::int64_t now) {
   auto s = snapshot(now);
-  std::vector<std::string> out;
-  for (const auto& r : s->rows) {
-    if ((r.institution_id.empty() || r.institution_id == institution) && r.start_ms <= now && now < r.end_ms)
-      out.push_back(r.patient_id);
+  {
+    std::lock_guard lock(s->mu);
+    auto it = s->by_institution.find(institution);
+    if (it != s->by_institution.end() && it->second.from <= now && now < it->second.until) return it->second.patients;
   }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
+  auto out = std::make_shared<std::vector<std::string>>();
+  std::int64_t from = -kForever, until = kForever;  // the span in which this answer holds
+  for (const auto& r : s->rows) {
+    if (!r.institution_id.empty() && r.institution_id != institution) continue;
+    if (r.start_ms <= now && now < r.end_ms) out->push_back(r.patient_id);
+    for (const std::int64_t t : {r.start_ms, r.end_ms}) {
+      if (t > now) until = std::min(until, t);
+      if (t <= now) from = std::max(from, t);
+    }
+  }
+  std::sort(out->begin(), out->end());
+  out->erase(std::unique(out->begin(), out->end()), out->end());
+  std::shared_ptr<const std::vector<std::string>> result = std::move(out);
+  std::lock_guard lock(s->mu);
+  if (s->by_institution.size() > 10000) s->by_institution.clear();  // bounded
+  s->by_institution[institution] = {result, from, until};
+  return result;
 }
 
 void OptOutRegistry::changed() {
@@ -153,7 +169,7 @@ std::shared_ptr<const Filter> filter_for(const auth::Principal& p, OptOutRegistr
   f->range = p.range;
   if (const Category d = Categories::instance().directory()) f->range.read |= bit(d);
   f->range.read |= f->range.write;
-  f->hidden_patients = optouts.hidden_for(p.access_institution, now);
+  f->hidden = optouts.hidden_for(p.access_institution, now);
   return f;
 }
 

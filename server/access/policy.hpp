@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -44,8 +45,13 @@ std::vector<OptOut> opt_outs_of(const Json& consent, const std::string& base_url
 // What one caller may see and write, for one request.
 struct Filter {
   std::string institution;
-  Range range;                               // directory is always readable
-  std::vector<std::string> hidden_patients;  // opted out for this institution now; sorted
+  Range range;  // directory is always readable
+  // Opted out of this institution now; sorted; shared by the requests of one snapshot.
+  std::shared_ptr<const std::vector<std::string>> hidden;
+  const std::vector<std::string>& hidden_patients() const {
+    static const std::vector<std::string> none;
+    return hidden ? *hidden : none;
+  }
 
   bool reads(Category c) const { return (range.read & bit(c)) != 0; }
   bool writes(Category c) const { return (range.write & bit(c)) != 0; }
@@ -63,8 +69,9 @@ class OptOutRegistry {
  public:
   OptOutRegistry(storage::ConnectionPool& pool, unsigned tenant, std::chrono::milliseconds ttl)
       : pool_(pool), tenant_(tenant), ttl_(ttl) {}
-  // Patients opted out of the institution at time now (ms), sorted.
-  std::vector<std::string> hidden_for(const std::string& institution, std::int64_t now);
+  // Patients opted out of the institution at time now (ms), sorted; computed once per
+  // snapshot and institution until the next start or end of an opt-out period.
+  std::shared_ptr<const std::vector<std::string>> hidden_for(const std::string& institution, std::int64_t now);
   void changed();  // a Consent was written: reload before the next decision
 
  private:
@@ -72,6 +79,12 @@ class OptOutRegistry {
     std::vector<OptOut> rows;
     std::int64_t loaded_at = 0;
     std::uint64_t epoch = 0;
+    struct Hidden {
+      std::shared_ptr<const std::vector<std::string>> patients;
+      std::int64_t from = 0, until = 0;  // valid for now in [from, until)
+    };
+    mutable std::mutex mu;
+    mutable std::map<std::string, Hidden> by_institution;
   };
   std::shared_ptr<const Snapshot> snapshot(std::int64_t now);
 

@@ -940,19 +940,7 @@ RestResponse AuthApi::reports(const RestRequest& req, const Principal& by) {
   Json out = builder.json();
   if (monthly) out["chain"] = chain;
   // Incidents raised in the month (the institution's, for a usage report).
-  Json incidents = Json::array();
-  const Principal city = [&] {
-    Principal p = by;
-    if (p.role == "org-manager") p.role = "auditor";  // their own institution's incidents only, below
-    return p;
-  }();
-  const std::string from = resources::format_instant(month->from_ms), to = resources::format_instant(month->to_ms);
-  for (const auto& i : auth_.list_incidents(city, "")) {
-    const std::string at = jstr(i, "detectedAt");
-    if (at < from || at >= to) continue;
-    if (!institution.empty() && jstr(i, "institution") != institution) continue;
-    incidents.push_back(i);
-  }
+  Json incidents = auth_.incidents_between(month->from_ms, month->to_ms, institution);
   out["incidents"] = incidents;
   out["generated"] = resources::format_instant(resources::now_millis());
   out["generatedBy"] = by.account_id;

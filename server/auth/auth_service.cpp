@@ -1514,6 +1514,13 @@ Json AuthService::list_incidents(const Principal& by, const std::string& state) 
   return out;
 }
 
+Json AuthService::incidents_between(std::int64_t from, std::int64_t to, const std::string& institution) {
+  auto conn = pool_.acquire();
+  Json out = Json::array();
+  for (const auto& r : store_.incidents_between(*conn, from, to, institution)) out.push_back(incident_json(r));
+  return out;
+}
+
 Json AuthService::close_incident(const Principal& by, std::int64_t pk, const std::string& cause,
                                  const std::string& measures) {
   require(by, {"sysadmin", "ops-manager"});

@@ -176,6 +176,9 @@ class AuthService {
   // Returns the incident's number.
   std::int64_t record_incident(storage::IncidentRow incident, bool suspend);
   Json list_incidents(const Principal& by, const std::string& state);
+  // The incidents detected in [from, to) ms (of one institution, when given), oldest first:
+  // for the reports, whose endpoint checks who may read them.
+  Json incidents_between(std::int64_t from, std::int64_t to, const std::string& institution);
   Json close_incident(const Principal& by, std::int64_t pk, const std::string& cause, const std::string& measures);
   // The ops-manager or the sysadmin ends a suspension (an audited /admin call).
   Json reinstate_account(const Principal& by, const std::string& id, const std::string& reason);

@@ -49,7 +49,7 @@ RestResponse read(Context& ctx, const RestRequest& req, const Route& r) {
       // The subjects are needed only when some resident is hidden from this caller; an entry
       // without them is decided from the database.
       const access::Filter* f = ctx.access.get();
-      if (!f || !f->reads(hit->category) || f->hidden_patients.empty() || hit->subjects) {
+      if (!f || !f->reads(hit->category) || f->hidden_patients().empty() || hit->subjects) {
         if (f && (!f->reads(hit->category) || (hit->subjects && f->hides(*hit->subjects)))) {
           note_hidden(ctx, hit->category, f->reads(hit->category));
           throw not_known(r.type, r.id);
@@ -63,7 +63,7 @@ RestResponse read(Context& ctx, const RestRequest& req, const Route& r) {
   auto v = ctx.svc.store.read_current(ctx.db(), r.type, r.id);
   if (!v) throw not_known(r.type, r.id);
   std::shared_ptr<const std::vector<std::string>> subjects;
-  if (ctx.access && !ctx.access->hidden_patients.empty())
+  if (ctx.access && !ctx.access->hidden_patients().empty())
     subjects = std::make_shared<const std::vector<std::string>>(ctx.svc.store.subjects(ctx.db(), v->pk, v->version));
   if (!ctx.in_transaction_bundle) {
     auto entry = std::make_shared<storage::CachedResource>();

@@ -215,7 +215,7 @@ bool visible(Context& ctx, std::uint64_t pk, std::uint32_t version, std::uint8_t
     note_hidden(ctx, category, false);
     return false;
   }
-  if (f->hidden_patients.empty()) return true;
+  if (f->hidden_patients().empty()) return true;
   const bool hidden =
       known_subjects ? f->hides(*known_subjects) : f->hides(ctx.svc.store.subjects(ctx.db(), pk, version));
   if (hidden) note_hidden(ctx, category, true);

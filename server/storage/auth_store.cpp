@@ -583,6 +583,18 @@ std::vector<IncidentRow> AuthStore::incidents(Connection& c, const std::string& 
   return out;
 }
 
+std::vector<IncidentRow> AuthStore::incidents_between(Connection& c, std::int64_t from, std::int64_t to,
+                                                      const std::string& institution) {
+  Times t;
+  auto rs = c.query(std::string("SELECT ") + kIncidentColumns +
+                        " FROM incident WHERE tenant_id=? AND detected_at>=? AND detected_at<? AND (?='' OR "
+                        "institution_id=?) ORDER BY pk LIMIT 10000",
+                    {tenant(), t.at(from), t.at(to), text(institution), text(institution)});
+  std::vector<IncidentRow> out;
+  for (std::size_t i = 0; i < rs.size(); ++i) out.push_back(incident_from(rs, i));
+  return out;
+}
+
 void AuthStore::close_incident(Connection& c, const IncidentRow& r) {
   Times t;
   c.query("UPDATE incident SET state=?, closed_at=?, closed_by=?, cause=?, measures=? WHERE tenant_id=? AND pk=?",

@@ -135,6 +135,8 @@ class AuthStore {
   std::int64_t insert_incident(Connection& c, const IncidentRow& r);
   std::optional<IncidentRow> incident(Connection& c, std::int64_t pk, bool for_update = false);
   std::vector<IncidentRow> incidents(Connection& c, const std::string& state, unsigned limit);
+  std::vector<IncidentRow> incidents_between(Connection& c, std::int64_t from, std::int64_t to,
+                                             const std::string& institution);
   void close_incident(Connection& c, const IncidentRow& r);
 
   std::optional<std::pair<std::string, std::string>> signing_key(Connection& c);  // kid, private PEM

@@ -71,17 +71,17 @@ BOOST_AUTO_TEST_CASE(r21_the_opt_out_registry_sees_changes_at_once_here_and_with
   access::OptOutRegistry reg(f.pool, f.config.tenant, std::chrono::milliseconds(200));
   auto conn = f.pool.acquire();
   const std::int64_t now = 1'800'000'000'000;
-  BOOST_TEST(reg.hidden_for("org-a", now).empty());
+  BOOST_TEST((*reg.hidden_for("org-a", now)).empty());
   f.svc.store.replace_opt_outs(*conn, 7, {{"p1", "", 0, access::kForever}, {"p2", "org-b", 0, access::kForever},
                                           {"p3", "", now + 1000, access::kForever}});
   // Another process's change: unseen until the snapshot is older than the TTL.
-  BOOST_TEST(reg.hidden_for("org-a", now).empty());
+  BOOST_TEST((*reg.hidden_for("org-a", now)).empty());
   reg.changed();  // this process's own change
-  BOOST_TEST(reg.hidden_for("org-a", now) == std::vector<std::string>{"p1"});
-  BOOST_TEST((reg.hidden_for("org-b", now) == std::vector<std::string>{"p1", "p2"}));
-  BOOST_TEST((reg.hidden_for("org-a", now + 1000) == std::vector<std::string>{"p1", "p3"}));  // its period began
+  BOOST_TEST((*reg.hidden_for("org-a", now)) == std::vector<std::string>{"p1"});
+  BOOST_TEST(((*reg.hidden_for("org-b", now)) == std::vector<std::string>{"p1", "p2"}));
+  BOOST_TEST(((*reg.hidden_for("org-a", now + 1000)) == std::vector<std::string>{"p1", "p3"}));  // its period began
   f.svc.store.replace_opt_outs(*conn, 7, {});
-  BOOST_TEST(reg.hidden_for("org-a", now + 1100).size() == 2u);  // within the TTL of the last load
-  BOOST_TEST(reg.hidden_for("org-a", now + 1300).empty());       // past it
+  BOOST_TEST((*reg.hidden_for("org-a", now + 1100)).size() == 2u);  // within the TTL of the last load
+  BOOST_TEST((*reg.hidden_for("org-a", now + 1300)).empty());       // past it
 
 }

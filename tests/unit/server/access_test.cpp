@@ -189,7 +189,7 @@ BOOST_AUTO_TEST_CASE(the_filter_as_sql_names_the_categories_and_the_hidden_resid
   const auto quote = [](std::string_view v) { return "'" + std::string(v) + "'"; };
   const std::string care = std::to_string(cat("care")), dir = std::to_string(cat("directory"));
   BOOST_TEST(f.sql("r.category", "r.pk", "r.version", quote) == "(r.category IN (" + care + "," + dir + "))");
-  f.hidden_patients = {"a", "b"};
+  f.hidden = std::make_shared<const std::vector<std::string>>(std::vector<std::string>{"a", "b"});
   const std::string s = f.sql("h.category", "h.resource_pk", "h.version", quote);
   BOOST_TEST(s.find("subj.resource_pk=h.resource_pk AND subj.version=h.version AND subj.patient_id IN ('a','b')") !=
              std::string::npos);
