@@ -159,39 +159,64 @@ std::vector<AnomalyHit> AnomalyDetector::observe(const storage::AuditRow& row) {
     subject = "client:" + row.client_id;
   }
   const std::int64_t now = row.recorded;
-  std::lock_guard lock(mu_);
-  for (const auto& r : rules_) {
-    std::string who = subject;
+  // What each rule counts of this record, worked out before the lock is taken.
+  struct Counted {
+    std::size_t rule;
+    std::string who;
     std::vector<std::string> keys;
+  };
+  std::vector<Counted> counted;
+  std::vector<std::string> patients;
+  bool split = false;
+  for (std::size_t i = 0; i < rules_.size(); ++i) {
+    const auto& r = rules_[i];
+    Counted c{i, subject, {}};
     if (r.kind == "login-failures") {
       if (!login_failed) continue;
       const std::string id = login_id(row.detail);
       if (id.empty()) continue;
-      who = "login:" + id;
-      keys.push_back(row.request_id.empty() ? std::to_string(now) : row.request_id);
+      c.who = "login:" + id;
+      c.keys.push_back(row.request_id.empty() ? std::to_string(now) : row.request_id);
     } else {
-      if (who.empty()) continue;
+      if (c.who.empty()) continue;
       if (!r.roles.empty() && !r.roles.count(row.role)) continue;
       if (r.kind == "distinct-patients" || r.kind == "distinct-patients-baseline") {
         if (row.status >= 400 || row.patients.empty()) continue;
-        std::istringstream in(row.patients);
-        for (std::string p; in >> p;) keys.push_back(p);
+        if (!split) {
+          split = true;
+          std::string_view all = row.patients;
+          while (!all.empty()) {
+            const auto sp = all.find(' ');
+            const auto part = all.substr(0, sp);
+            if (!part.empty()) patients.emplace_back(part);
+            if (sp == std::string_view::npos) break;
+            all.remove_prefix(sp + 1);
+          }
+        }
+        c.keys = patients;
       } else if (r.kind == "pages") {
         if (row.status >= 400 || row.path.find("_cursor=") == std::string::npos) continue;
-        keys.push_back(row.request_id);
+        c.keys.push_back(row.request_id);
       } else if (r.kind == "denials") {
         if (!row.denied) continue;
-        keys.push_back(row.request_id);
+        c.keys.push_back(row.request_id);
       } else if (r.kind == "off-hours") {
         const std::int64_t local = (now / 60'000 + r.utc_offset_minutes) % (24 * 60);
         const bool working = r.from_minute <= r.to_minute ? (local >= r.from_minute && local < r.to_minute)
                                                           : (local >= r.from_minute || local < r.to_minute);
         if (working) continue;
-        keys.push_back(row.request_id);
+        c.keys.push_back(row.request_id);
       }
     }
-    if (keys.empty()) continue;
-    Window& w = windows_[{r.id, who}];
+    if (!c.keys.empty()) counted.push_back(std::move(c));
+  }
+  if (counted.empty()) return hits;
+  std::lock_guard lock(mu_);
+  for (auto& c : counted) {
+    const auto& r = rules_[c.rule];
+    const std::string& who = c.who;
+    const auto& keys = c.keys;
+    Window& w = windows_[c.rule][who];
     std::size_t n = 0;
     double baseline = 0;
     if (r.kind == "distinct-patients-baseline") {
@@ -245,13 +270,7 @@ std::vector<AnomalyHit> AnomalyDetector::observe(const storage::AuditRow& row) {
 
 void AnomalyDetector::reset(const std::string& subject) {
   std::lock_guard lock(mu_);
-  for (auto it = windows_.begin(); it != windows_.end();) {
-    if (it->first.second == subject) {
-      it = windows_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  for (auto& per_rule : windows_) per_rule.erase(subject);
 }
 
 }  // namespace kasama::audit

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <unordered_map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -54,7 +55,7 @@ std::vector<AnomalyRule> load_anomaly_rules(const std::string& path);
 
 class AnomalyDetector {
  public:
-  explicit AnomalyDetector(std::vector<AnomalyRule> rules) : rules_(std::move(rules)) {}
+  explicit AnomalyDetector(std::vector<AnomalyRule> rules) : rules_(std::move(rules)), windows_(rules_.size()) {}
   // The hits this record causes (usually none). Thread-safe.
   std::vector<AnomalyHit> observe(const storage::AuditRow& row);
   // Forgets a subject's windows (after reinstatement: it starts afresh).
@@ -79,7 +80,7 @@ class AnomalyDetector {
 
   std::vector<AnomalyRule> rules_;
   std::mutex mu_;
-  std::map<std::pair<std::string, std::string>, Window> windows_;  // (rule id, subject)
+  std::vector<std::unordered_map<std::string, Window>> windows_;  // per rule: subject -> window
 };
 
 }  // namespace kasama::audit
