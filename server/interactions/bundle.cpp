@@ -206,6 +206,8 @@ RestResponse run_transaction(FhirService& service, const RestRequest& req, const
       svc, true,
       [&](Context& ctx) {
         ctx.base_url = req.base_url;
+        // Conditional matching and references below see only what the caller may see.
+        bind_caller(ctx, req);
         std::vector<RestRequest> requests;
         requests.reserve(entries.size());
         for (const auto& e : entries) requests.push_back(entry_request(e, req));

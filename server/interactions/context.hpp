@@ -65,6 +65,7 @@ class Context {
   // The request's audit record notes: a resource hidden by the filter is recorded as a
   // denial there (R-30, R-33's opt-out hits), though the caller is told "not known".
   AuditNotes* audit_notes = nullptr;
+  const auth::Principal* principal = nullptr;  // the caller (set with access)
   std::int64_t now = 0;                // the writes' lastUpdated, one per transaction
   std::vector<std::function<void()>> after_commit;
   // Held from the audit record's INSERT until this transaction ends (server/audit/trail.hpp).

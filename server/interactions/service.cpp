@@ -9,12 +9,17 @@
 
 namespace kasama::server {
 
-RestResponse FhirService::dispatch(Context& ctx, const RestRequest& req, const Route& route_in) {
-  ctx.base_url = req.base_url;
+void bind_caller(Context& ctx, const RestRequest& req) {
   // What the caller may see and write (server/access), decided once per request and context.
   if (req.principal && !ctx.access)
     ctx.access = access::filter_for(*req.principal, ctx.svc.optouts, resources::now_millis());
+  if (req.principal) ctx.principal = req.principal.get();
   if (req.audit) ctx.audit_notes = req.audit;
+}
+
+RestResponse FhirService::dispatch(Context& ctx, const RestRequest& req, const Route& route_in) {
+  ctx.base_url = req.base_url;
+  bind_caller(ctx, req);
   Route r = route_in;
   // Every interaction, also each entry of a batch or transaction (a transaction's entries were
   // all checked before any ran).

@@ -41,6 +41,10 @@ class FhirService {
 
 RestResponse process_bundle(FhirService& service, const RestRequest& req);
 
+// Binds the request's caller to a context: the access filter (server/access), the principal
+// and the audit notes. dispatch does it; a transaction does it before resolving anything.
+void bind_caller(Context& ctx, const RestRequest& req);
+
 // Runs body in a fresh Context inside a database transaction, checks referential integrity
 // and commits; runs it again from the start on deadlock or RetryTransaction. With audited,
 // that request's audit record is written in the same transaction.

@@ -294,9 +294,11 @@ WriteResult store_resource(Context& ctx, Json resource, const std::string& type,
   storage::AccessLabels labels;
   labels.category = category;
   labels.subjects = subjects_of(type, id, rows);
-  if (filter) {
+  if (filter && ctx.svc.config.ref_integrity != RefIntegrity::kStrict) {
     // Data about a resident hidden from the caller: answered as for a resident who is not
-    // there, so that the refusal does not reveal them.
+    // there. With strict integrity (the default) the integrity check does that with
+    // the very answer a missing target gets (it counts hidden targets as missing); without
+    // it a missing target would be accepted, so the write is refused here.
     for (const auto& s : labels.subjects) {
       if (filter->hides_patient(s) && !(type == "Patient" && s == id)) {
         FhirError err(409, "not-found",

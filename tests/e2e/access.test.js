@@ -347,6 +347,28 @@ describe('R-20 R-21 leak matrix: every data path × every reason', () => {
     }
   });
 
+  it('a transaction resolves conditional references and If-None-Exist among what the caller may see only', async () => {
+    const hidden = data['all:Patient'];
+    const ghostIdent = uid('ghost');
+    const tx = (ident) => ({ resourceType: 'Bundle', type: 'transaction', entry: [
+      { fullUrl: 'urn:uuid:' + crypto.randomUUID(), request: { method: 'POST', url: 'Coverage' },
+        resource: { resourceType: 'Coverage', status: 'active', beneficiary: { reference: `Patient?identifier=${encodeURIComponent(`${SYS}|${ident}`)}` }, payor: [{ reference: `Organization/${ORG.id}` }] } }] });
+    const res = await as('A', 'POST', '', { body: tx(hidden.ident) });
+    const nothing = await as('A', 'POST', '', { body: tx(ghostIdent) });
+    assert.equal(res.status, nothing.status, `${res.text} / ${nothing.text}`);
+    assert.ok(res.status >= 400, res.text);
+    assertNoTrace(res, hidden, 'transaction conditional reference');
+    assert.deepEqual(JSON.parse(res.text.replaceAll(hidden.ident, 'X')).issue, JSON.parse(nothing.text.replaceAll(ghostIdent, 'X')).issue);
+    // If-None-Exist matching only the hidden resident creates a new one (the caller cannot
+    // know of the other) instead of answering with it.
+    const ine = await as('A', 'POST', '', { body: { resourceType: 'Bundle', type: 'transaction', entry: [
+      { fullUrl: 'urn:uuid:' + crypto.randomUUID(), request: { method: 'POST', url: 'Coverage', ifNoneExist: `identifier=${encodeURIComponent(`${SYS}|${data['all:Coverage'].ident}`)}` },
+        resource: { resourceType: 'Coverage', status: 'active', beneficiary: { reference: `Patient/${data['open:Patient'].id}` }, payor: [{ reference: `Organization/${ORG.id}` }] } }] } });
+    assert.equal(ine.status, 200, ine.text);
+    assert.match(ine.json.entry[0].response.status, /^201/);
+    assertNoTrace(ine, data['all:Coverage'], 'transaction If-None-Exist');
+  });
+
   it('$reindex tells an institution no count of everyone\'s resources', async () => {
     const r = await as('B', 'POST', '/Patient/$reindex');
     assert.equal(r.status, 200, r.text);
@@ -365,7 +387,11 @@ describe('R-20 R-21 leak matrix: every data path × every reason', () => {
       // A has care write; B and PA lack write on their categories altogether (403 first).
       if (caller === 'A') {
         assert.equal(res.status, 409, `${caller} ${key}: ${res.text}`);
-        assert.match(res.json.issue[0].diagnostics, /does not exist on this server/);
+        // Exactly the answer for a resident who does not exist (same text, same element).
+        const ghost = crypto.randomUUID();
+        const missing = await as(caller, 'POST', `/${type}`, { body: JSON.parse(JSON.stringify(body).replaceAll(p.id, ghost)) });
+        assert.equal(missing.status, 409, missing.text);
+        assert.deepEqual(JSON.parse(res.text.replaceAll(p.id, 'ID')).issue, JSON.parse(missing.text.replaceAll(ghost, 'ID')).issue);
       } else {
         assert.equal(res.status, 403, `${caller} ${key}: ${res.text}`);
       }
