@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // Opts a share of the residents out (R-21) for the access bench: for every K-th id of
-// IDS_FILE it POSTs a Consent under the city's opt-out policy (every institution), then
-// rewrites IDS_FILE with the ids that stay visible, so that wrk reads only those and every
-// read still pays for the opt-out check. Uses the demo backend client (auth.mjs).
+// IDS_FILE the secretariat records an opt-out of every institution (POST /admin/opt-outs:
+// only the secretariat may), then IDS_FILE is rewritten with the ids that stay visible, so
+// that wrk reads only those and every read still pays for the opt-out check. The demo
+// secretariat's initial password (DATA_DIR/demo-credentials.json) is changed at its first
+// login, as the server requires.
 //   node optouts.mjs BASE_URL CA_FILE DATA_DIR IDS_FILE [EVERY=10]
 // Prints one JSON line: {"opted_out":N,"visible":M}.
 import fs from 'node:fs';
 import https from 'node:https';
-import { tokenSource } from './auth.mjs';
 
 const [base, caFile, dataDir, idsFile, everyArg] = process.argv.slice(2);
 if (!base || !caFile || !dataDir || !idsFile) {
@@ -15,25 +16,35 @@ if (!base || !caFile || !dataDir || !idsFile) {
   process.exit(2);
 }
 const every = Number(everyArg ?? 10);
-const ca = fs.readFileSync(caFile);
-const agent = new https.Agent({ keepAlive: true, maxSockets: 4, ca });
-const bearer = tokenSource({ base, dataDir, ca });
-const root = base.replace(/\/$/, '');
+const agent = new https.Agent({ keepAlive: true, maxSockets: 4, ca: fs.readFileSync(caFile) });
+const origin = new URL(base).origin;
 
-async function post(path, body) {
-  const token = await bearer();
+function call(method, path, body, session) {
   return new Promise((resolve, reject) => {
-    const req = https.request(`${root}${path}`, {
-      method: 'POST', agent,
-      headers: { 'content-type': 'application/fhir+json', accept: 'application/fhir+json', authorization: `Bearer ${token}`, prefer: 'return=minimal' },
-    }, (res) => {
+    const headers = { 'content-type': 'application/json', accept: 'application/json' };
+    if (session) headers.authorization = `Bearer ${session}`;
+    const req = https.request(`${origin}${path}`, { method, agent, headers }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
-      res.on('end', () => (res.statusCode === 201 ? resolve() : reject(new Error(`POST ${path}: ${res.statusCode} ${Buffer.concat(chunks).toString().slice(0, 300)}`))));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        let json;
+        try { json = JSON.parse(text); } catch { json = undefined; }
+        resolve({ status: res.statusCode, json, text });
+      });
     });
     req.on('error', reject);
-    req.end(JSON.stringify(body));
+    req.end(body === undefined ? undefined : JSON.stringify(body));
   });
+}
+
+const creds = JSON.parse(fs.readFileSync(`${dataDir}/demo-credentials.json`, 'utf8')).secretariat;
+const login = await call('POST', '/auth/login', { id: creds.id, password: creds.password });
+if (login.status !== 200) throw new Error(`secretariat login: ${login.status} ${login.text}`);
+const session = login.json.session_token;
+if (login.json.mustChangePassword) {
+  const c = await call('POST', '/auth/password', { current: creds.password, new: `Bench-${Date.now()}-Pw!x9` }, session);
+  if (c.status !== 200) throw new Error(`password change: ${c.status} ${c.text}`);
 }
 
 const ids = fs.readFileSync(idsFile, 'utf8').split('\n').filter(Boolean);
@@ -44,14 +55,8 @@ for (let i = 0; i < ids.length; i++) {
     visible.push(ids[i]);
     continue;
   }
-  await post('/Consent', {
-    resourceType: 'Consent', status: 'active',
-    scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
-    category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }],
-    patient: { reference: `Patient/${ids[i]}` },
-    policy: [{ uri: 'http://kasama-fhir.example/fhir/policy/opt-out' }],
-    provision: { type: 'deny' },
-  });
+  const r = await call('POST', '/admin/opt-outs', { patient: ids[i] }, session);
+  if (r.status !== 201) throw new Error(`opt-out of Patient/${ids[i]}: ${r.status} ${r.text}`);
   opted++;
 }
 fs.writeFileSync(idsFile, visible.join('\n') + '\n');

@@ -249,6 +249,38 @@ void queue_opt_out_change(Context& ctx) {
 
 }  // namespace
 
+namespace {
+
+bool under_opt_out_policy(const Json& consent) {
+  auto p = consent.find("policy");
+  if (p == consent.end() || !p->is_array()) return false;
+  return std::any_of(p->begin(), p->end(),
+                     [](const Json& x) { return x.is_object() && string_member(x, "uri") == access::kOptOutPolicy; });
+}
+
+// Opt-outs are the secretariat's to record, change and withdraw (R-21, OM 3.1(3)): a Consent
+// under the opt-out policy — as written, or as stored before — is refused to anyone else.
+void check_opt_out_writer(Context& ctx, const std::string& id, const std::optional<storage::CurrentRow>& existing,
+                          const Json* resource) {
+  const auth::Principal* p = ctx.principal;
+  if (!p || p->kind == "internal" || p->role == "secretariat") return;
+  bool opt_out = resource && under_opt_out_policy(*resource);
+  if (!opt_out && existing && !existing->deleted) {
+    auto cur = ctx.svc.store.read_current(ctx.db(), "Consent", id);
+    if (cur && !cur->deleted) {
+      auto parsed = resources::parse_json(cur->content);
+      opt_out = parsed.ok && under_opt_out_policy(parsed.value);
+    }
+  }
+  if (opt_out) {
+    throw FhirError(403, "forbidden",
+                    "オプトアウトの記録・変更は運営事務局が行います / opt-outs are recorded, changed and withdrawn by "
+                    "the secretariat (R-21)");
+  }
+}
+
+}  // namespace
+
 WriteResult store_resource(Context& ctx, Json resource, const std::string& type, const std::string& id,
                            const std::optional<storage::CurrentRow>& existing, const std::string& method) {
   auto& store = ctx.svc.store;
@@ -263,6 +295,7 @@ WriteResult store_resource(Context& ctx, Json resource, const std::string& type,
   const auto& cats = access::Categories::instance();
   const access::Category category = cats.classify(type, resource);
   cats.set_label(resource, category);
+  if (type == "Consent") check_opt_out_writer(ctx, id, existing, &resource);
   if (filter) {
     if (existing && !existing->deleted) {
       require_visible(ctx, type, id, existing);
@@ -349,6 +382,7 @@ WriteResult store_delete(Context& ctx, const std::string& type, const std::strin
     require_visible(ctx, type, id, existing);
     if (!ctx.access->writes(existing.category)) refuse_category(type, existing.category);
   }
+  if (type == "Consent") check_opt_out_writer(ctx, id, std::optional<storage::CurrentRow>(existing), nullptr);
   if (ctx.svc.config.ref_integrity != RefIntegrity::kOff)
     ctx.pending_deletes.push_back({type, id, existing.pk, ctx.current_entry});
   WriteResult w;

@@ -23,7 +23,7 @@ const TAG = { system: 'urn:kasama-e2e:access-tag', code: uid('tag') };
 const PATIENT_KEYS = ['open', 'all', 'onlyA', 'future', 'withdrawn'];
 const TYPES = ['Patient', 'Observation', 'Condition', 'Coverage'];
 const CATEGORY = { Patient: 'demographics', Observation: 'checkup', Condition: 'medical', Coverage: 'care' };
-const FULL = { demographics: 'read-write', care: 'read-write', checkup: 'read-write', medical: 'read-write', directory: 'read-write' };
+const FULL = lib.FULL;
 
 let s;               // city staff sessions
 const inst = {};     // A, B, D: { id, client }
@@ -558,8 +558,36 @@ describe('R-21 opt-out lifecycle through the secretariat', () => {
       policy: [{ uri: 'http://kasama-fhir.example/fhir/policy/opt-out' }],
       provision: { type: 'deny', period: { start: '2020-01-01' } },
     };
+    // Only the secretariat records opt-outs, also through FHIR: an institution's terminal
+    // with every category is refused (R-21).
+    const byInstitution = await request('POST', '/Consent', { body: consent });
+    assert.equal(byInstitution.status, 403, byInstitution.text);
+    assert.equal((await as('A', 'GET', `/Patient/${p.id}`)).status, 200, 'nothing took effect');
     const c = await asServer('POST', '/Consent', { body: consent });
     assert.equal(c.status, 201, c.text);
+    // Nor can it withdraw one: the Consent is the city's (category privacy) and hidden from
+    // institutions outside their range, refused to the rest.
+    const stored = (await asServer('GET', `/Consent/${c.json.id}`)).json;
+    assert.equal(categoryOf(stored), 'privacy');
+    // This one hides the resident from every institution, so its Consent is not there for them.
+    const put = await request('PUT', `/Consent/${c.json.id}`, { body: { ...stored, status: 'inactive' } });
+    assert.equal(put.status, 404, put.text);
+    assert.equal((await request('DELETE', `/Consent/${c.json.id}`)).status, 204);
+    assert.equal((await as('A', 'GET', `/Consent/${c.json.id}`)).status, 404, 'A has no privacy range');
+    assert.equal((await as('A', 'GET', `/Patient/${p.id}`)).status, 404, 'still in effect');
+    // One naming institution B only: visible to an institution with the privacy range, and
+    // still refused to it.
+    const onlyB = await asServer('POST', '/Consent', { body: { ...consent, patient: { reference: `Patient/${data['open:Patient'].id}` },
+      provision: { type: 'deny', actor: [{ role: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'IRCP' }] }, reference: { reference: `Organization/${inst.B.id}` } }] } } });
+    assert.equal(onlyB.status, 201, onlyB.text);
+    const b = (await request('GET', `/Consent/${onlyB.json.id}`)).json;
+    assert.equal(b.id, onlyB.json.id);
+    const withdraw = await request('PUT', `/Consent/${b.id}`, { body: { ...b, status: 'inactive' } });
+    assert.equal(withdraw.status, 403, withdraw.text);
+    assert.equal((await request('DELETE', `/Consent/${b.id}`)).status, 403);
+    assert.equal((await as('B', 'GET', `/Patient/${data['open:Patient'].id}`)).status, 404, 'the opt-out holds');
+    assert.equal((await asServer('DELETE', `/Consent/${b.id}`)).status, 200);
+    assert.equal((await as('B', 'GET', `/Patient/${data['open:Patient'].id}`)).status, 200);
     assert.equal((await as('A', 'GET', `/Patient/${p.id}`)).status, 404);
     assert.equal((await as('A', 'GET', `/Observation?subject=Patient/${p.id}&_summary=count`)).json.total, 0);
     const del = await asServer('DELETE', `/Consent/${c.json.id}`);

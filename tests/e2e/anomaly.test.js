@@ -12,7 +12,7 @@ import { staff, api, backendToken, loginRequest } from './lib/auth.js';
 import * as lib from './lib/institutions.js';
 
 const REDIRECT = 'https://localhost/anomaly-test-callback';
-const FULL = { demographics: 'read-write', care: 'read-write', checkup: 'read-write', medical: 'read-write', directory: 'read-write' };
+const FULL = lib.FULL;
 let s, inst, cityToken, auditorToken, terminal, manager;
 const patients = [];
 const practitioners = [];

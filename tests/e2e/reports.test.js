@@ -13,7 +13,7 @@ import * as lib from './lib/institutions.js';
 
 const CHROMIUM = process.env.KASAMA_CHROMIUM ?? '/usr/bin/chromium';
 const REDIRECT = 'https://localhost/reports-test-callback';
-const FULL = { demographics: 'read-write', care: 'read-write', checkup: 'read-write', medical: 'read-write', directory: 'read-write' };
+const FULL = lib.FULL;
 let s, inst, manager, browser;
 const residents = [];
 

@@ -201,7 +201,7 @@ export async function provisionViaApi() {
   const s = await staff();
   const inst = await api('POST', '/admin/institutions', { body: { name: 'Test institution', manager: { name: 'Test manager' } } });
   // Every category read-write: the suites that use this client store and read everything.
-  const categories = Object.fromEntries(['demographics', 'care', 'checkup', 'medical', 'directory'].map((c) => [c, 'read-write']));
+  const categories = Object.fromEntries(['demographics', 'care', 'checkup', 'medical', 'directory', 'privacy'].map((c) => [c, 'read-write']));
   const approved = await api('POST', `/admin/institutions/${inst.json.id}/approve`, { session: s.owner.session, body: { categories } });
   if (approved.status !== 200) throw new Error(`approve: ${approved.status} ${approved.text}`);
   const key = newKeyPair('ES384');

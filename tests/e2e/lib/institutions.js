@@ -7,6 +7,9 @@ import { api, postForm, TOKEN_ENDPOINT, newKeyPair, firstLogin, authorizeCode } 
 
 export { authorizeCode };
 
+/** Every information category read-write (conformance/kasama/categories.json). */
+export const FULL = Object.fromEntries(['demographics', 'care', 'checkup', 'medical', 'directory', 'privacy'].map((c) => [c, 'read-write']));
+
 /** An approved institution with a backend terminal: { id, managerRequest, client }. */
 export async function institution(s, name, categories) {
   const applied = await api('POST', '/admin/institutions', { body: { name, manager: { name: `${name} manager` } } });

@@ -39,7 +39,7 @@ BOOST_AUTO_TEST_CASE(the_rules_give_every_resource_its_category) {
   const Case cases[] = {
       {"Patient", R"({"resourceType":"Patient"})", "demographics"},
       {"RelatedPerson", R"({"resourceType":"RelatedPerson"})", "demographics"},
-      {"Consent", R"({"resourceType":"Consent"})", "demographics"},
+      {"Consent", R"({"resourceType":"Consent"})", "privacy"},  // opt-outs are nobody's business but the city's
       {"Observation", R"({"resourceType":"Observation","code":{"coding":[{"system":"http://loinc.org","code":"4548-4"}]}})",
        "checkup"},
       // A care-level certification by its code system, and by the city's observation category.
