@@ -175,6 +175,8 @@ int main(int argc, char** argv) {
         auto range = resources::parse_fhir_time_range(argv[3]);
         if (!range) throw std::invalid_argument(std::string("--before must be an instant or a date: ") + argv[3]);
         before = range->lo;
+        if (before > resources::now_millis())
+          throw std::invalid_argument("--before must not be in the future (it would purge every sealed record)");
       } else if (config.audit_retention_days > 0) {
         before = resources::now_millis() - std::int64_t{config.audit_retention_days} * 86'400'000;
       } else {

@@ -106,6 +106,10 @@ std::vector<AnomalyRule> load_anomaly_rules(const std::string& path) {
   return parse_anomaly_rules(resources::load_json_file(path));
 }
 
+namespace {
+constexpr std::size_t kMaxSubjects = 100'000;  // per rule
+}  // namespace
+
 std::size_t AnomalyDetector::count(Window& w, const AnomalyRule& r, std::int64_t now, const std::string& key) {
   while (!w.events.empty() && w.events.front().first <= now - r.window_ms) {
     const auto& [t, k] = w.events.front();
@@ -198,7 +202,9 @@ std::vector<AnomalyHit> AnomalyDetector::observe(const storage::AuditRow& row) {
         if (row.status >= 400 || row.path.find("_cursor=") == std::string::npos) continue;
         c.keys.push_back(row.request_id);
       } else if (r.kind == "denials") {
-        if (!row.denied) continue;
+        // Refusals only: a resource hidden by access control answered "not known" (404) is
+        // not counted, or the suspension would tell the caller it exists.
+        if (!row.denied || row.status == 404) continue;
         c.keys.push_back(row.request_id);
       } else if (r.kind == "off-hours") {
         const std::int64_t local = (now / 60'000 + r.utc_offset_minutes) % (24 * 60);
@@ -216,7 +222,19 @@ std::vector<AnomalyHit> AnomalyDetector::observe(const storage::AuditRow& row) {
     const auto& r = rules_[c.rule];
     const std::string& who = c.who;
     const auto& keys = c.keys;
-    Window& w = windows_[c.rule][who];
+    auto& per_rule = windows_[c.rule];
+    if (per_rule.size() > kMaxSubjects && !per_rule.count(who)) {
+      // Bounded (failed logins may name any ID): subjects with nothing in their window go.
+      for (auto it = per_rule.begin(); it != per_rule.end();) {
+        const Window& x = it->second;
+        const bool idle = r.kind == "distinct-patients-baseline"
+                              ? x.bucket < now / r.window_ms - static_cast<std::int64_t>(r.history)
+                              : (x.events.empty() || x.events.back().first <= now - r.window_ms);
+        it = idle && x.quiet_until <= now ? per_rule.erase(it) : std::next(it);
+      }
+      if (per_rule.size() > kMaxSubjects) continue;  // still full: this record is not counted here
+    }
+    Window& w = per_rule[who];
     std::size_t n = 0;
     double baseline = 0;
     if (r.kind == "distinct-patients-baseline") {

@@ -28,12 +28,13 @@ std::optional<ReportMonth> parse_report_month(const std::string& text, int utc_o
 }
 
 ReportBuilder::ReportBuilder(ReportMonth month, std::string institution, int utc_offset_minutes, int work_from,
-                             int work_to)
+                             int work_to, bool institution_view)
     : month_(std::move(month)),
       institution_(std::move(institution)),
       offset_(utc_offset_minutes),
       work_from_(work_from),
-      work_to_(work_to) {}
+      work_to_(work_to),
+      institution_view_(institution_view) {}
 
 void ReportBuilder::count(Tally& t, const storage::AuditRow& r, bool off_hours, bool opt_out,
                           const std::vector<std::string>& patients) {
@@ -48,9 +49,17 @@ void ReportBuilder::count(Tally& t, const storage::AuditRow& r, bool off_hours, 
   if (!r.account_id.empty() && t.accounts.size() < 100'000) t.accounts.insert(r.account_id);
 }
 
-void ReportBuilder::add(const storage::AuditRow& r) {
-  if (r.recorded < month_.from_ms || r.recorded >= month_.to_ms) return;
-  if (!institution_.empty() && r.institution_id != institution_) return;
+void ReportBuilder::add(const storage::AuditRow& row) {
+  if (row.recorded < month_.from_ms || row.recorded >= month_.to_ms) return;
+  if (!institution_.empty() && row.institution_id != institution_) return;
+  storage::AuditRow hidden_as_missing;
+  const bool hidden = row.detail.rfind("hidden:", 0) == 0;
+  if (institution_view_ && hidden) {
+    hidden_as_missing = row;
+    hidden_as_missing.denied = false;
+    hidden_as_missing.detail.clear();
+  }
+  const storage::AuditRow& r = institution_view_ && hidden ? hidden_as_missing : row;
   std::vector<std::string> patients;
   if (r.status < 400) {
     std::istringstream in(r.patients);

@@ -27,8 +27,11 @@ class ReportBuilder {
  public:
   // institution: only that institution's records (the usage report); empty = all.
   // Working hours in local minutes [from, to): requests of staff outside them are off-hours.
+  // institution_view: the report is for the institution's own people, who must not tell a
+  // resource hidden from them from one that is not there: what access control hid counts as
+  // not found (a failure), not as a denial or an opt-out hit.
   ReportBuilder(ReportMonth month, std::string institution = "", int utc_offset_minutes = 9 * 60,
-                int work_from = 7 * 60, int work_to = 22 * 60);
+                int work_from = 7 * 60, int work_to = 22 * 60, bool institution_view = false);
   void add(const storage::AuditRow& r);
   // The report; chain and incidents are added by the caller (JSON they already have).
   resources::Json json() const;
@@ -44,6 +47,7 @@ class ReportBuilder {
   ReportMonth month_;
   std::string institution_;
   int offset_, work_from_, work_to_;
+  bool institution_view_;
   Tally total_;
   std::map<std::string, Tally> by_institution_, by_user_, by_terminal_;
   std::map<int, Tally> by_day_;

@@ -912,7 +912,7 @@ RestResponse AuthApi::reports(const RestRequest& req, const Principal& by) {
     svc.audit->flush();  // what was appended before this request is counted
     if (monthly) svc.audit->seal_now();
   }
-  audit::ReportBuilder builder(*month, institution);
+  audit::ReportBuilder builder(*month, institution, 9 * 60, 7 * 60, 22 * 60, by.role == "org-manager");
   Json chain;
   {
     auto conn = svc.pool.acquire();

@@ -31,8 +31,12 @@ RestResponse history(Context& ctx, const RestRequest& req, const Route& r) {
   // Versions the caller may not see are left out of the entries and the total.
   if (ctx.access) {
     auto& db = ctx.db();
-    q.access_sql = ctx.access->sql("h.category", "h.resource_pk", "h.version",
-                                   [&db](std::string_view v) { return db.quote(v); });
+    const auto quote = [&db](std::string_view v) { return db.quote(v); };
+    // Each version as it was, and the resource as it is: an earlier version of a resource the
+    // caller may no longer see would tell that it exists.
+    q.access_sql = ctx.access->sql("h.category", "h.resource_pk", "h.version", quote) +
+                   " AND EXISTS (SELECT 1 FROM resource cur WHERE cur.pk=h.resource_pk AND " +
+                   ctx.access->sql("cur.category", "cur.pk", "cur.version", quote) + ")";
   }
   PageParams page = page_params(ctx, req, {"_since", "_at", "_cursor"});
   for (const auto& [name, value] : req.params) {

@@ -87,9 +87,14 @@ RestResponse vread(Context& ctx, const RestRequest& req, const Route& r) {
     throw FhirError(404, "not-found", r.type + "/" + r.id + " has no version '" + r.vid.substr(0, 20) + "'");
   }
   auto v = ctx.svc.store.read_version(ctx.db(), r.type, r.id, version);
-  if (!v || !visible(ctx, v->pk, v->version, v->category)) {
-    throw FhirError(404, "not-found", r.type + "/" + r.id + "/_history/" + r.vid + " is not known");
-  }
+  // The version as it was, and the resource as it is now (or an old version would tell that
+  // a resource now hidden from the caller exists).
+  const bool shown = v && visible(ctx, v->pk, v->version, v->category) &&
+                     (!ctx.access || [&] {
+                       auto cur = ctx.svc.store.current(ctx.db(), r.type, r.id, storage::Lock::kNone);
+                       return cur && visible(ctx, cur->pk, cur->version, cur->category);
+                     }());
+  if (!shown) throw FhirError(404, "not-found", r.type + "/" + r.id + "/_history/" + r.vid + " is not known");
   if (v->deleted) gone(r, v->version, v->last_updated);
   return found(req, v->version, v->last_updated, std::move(v->content));
 }

@@ -411,6 +411,15 @@ void check_integrity(Context& ctx) {
   for (const auto& d : ctx.pending_deletes) {
     auto refs = store.referrers(ctx.db(), d.type, d.id, d.pk, 6);
     if (refs.empty()) continue;
+    if (ctx.access) {
+      // Name only referrers the caller may see; hidden ones still keep the target (the one
+      // thing a refusal here cannot hide: server/access/README.md).
+      auto& db = ctx.db();
+      refs = store.referrers(db, d.type, d.id, d.pk, 6,
+                             ctx.access->sql("r.category", "r.pk", "r.version",
+                                             [&db](std::string_view v) { return db.quote(v); }));
+      if (refs.empty()) refs.push_back("other resources");
+    }
     std::string list;
     for (std::size_t i = 0; i < refs.size() && i < 5; ++i) list += (i ? ", " : "") + refs[i];
     if (refs.size() > 5) list += ", ...";

@@ -88,8 +88,10 @@ std::uint64_t relabel(Services& svc, const std::string& base_url) {
         after_version = u.version;
         storage::AccessLabels labels;
         if (u.content.empty()) {
-          // A delete marker: the labels of the version it deleted (labelled just before).
-          labels.category = cats.classify(u.type, Json::object());
+          // A delete marker: the labels of the version it deleted (labelled just before, in
+          // this same pass: versions come in order).
+          labels.category = u.version > 1 ? svc.store.version_category(c, u.pk, u.version - 1) : 0;
+          if (labels.category == access::kUnlabelled) labels.category = cats.classify(u.type, Json::object());
           if (u.version > 1) labels.subjects = svc.store.subjects(c, u.pk, u.version - 1);
         } else {
           auto parsed = resources::parse_json(u.content);

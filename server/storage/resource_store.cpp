@@ -128,6 +128,11 @@ void ResourceStore::insert_subjects(Connection& c, std::uint64_t pk, std::uint32
   c.execute_text(sql);
 }
 
+std::uint8_t ResourceStore::version_category(Connection& c, std::uint64_t pk, std::uint32_t version) const {
+  auto rs = c.query("SELECT category FROM resource_history WHERE resource_pk=? AND version=?", {pk, std::int64_t{version}});
+  return rs.empty() ? 0 : static_cast<std::uint8_t>(rs.integer(0, 0));
+}
+
 std::vector<std::string> ResourceStore::subjects(Connection& c, std::uint64_t pk, std::uint32_t version) const {
   auto rs = c.query("SELECT patient_id FROM resource_subject WHERE resource_pk=? AND version=?",
                     {pk, std::int64_t{version}});
@@ -390,10 +395,12 @@ void ResourceStore::clear_dependents(Connection& c, std::uint64_t pk) const {
 }
 
 std::vector<std::string> ResourceStore::referrers(Connection& c, const std::string& type, const std::string& id,
-                                                  std::uint64_t exclude_pk, unsigned limit) const {
+                                                  std::uint64_t exclude_pk, unsigned limit,
+                                                  const std::string& only) const {
   auto rs = c.query(
       "SELECT DISTINCT r.res_type, r.res_id FROM resource_link l JOIN resource r ON r.pk = l.src_pk "
-      "WHERE l.tenant_id=? AND l.target_type=? AND l.target_id=? AND l.src_pk<>? AND r.deleted=0 LIMIT ?",
+      "WHERE l.tenant_id=? AND l.target_type=? AND l.target_id=? AND l.src_pk<>? AND r.deleted=0" +
+          (only.empty() ? std::string() : " AND " + only) + " LIMIT ?",
       {std::int64_t{tenant_}, std::string_view(type), std::string_view(id), exclude_pk, std::int64_t{limit}});
   std::vector<std::string> out;
   for (std::size_t r = 0; r < rs.size(); ++r) out.push_back(rs.text(r, 0) + "/" + rs.text(r, 1));

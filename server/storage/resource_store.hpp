@@ -87,6 +87,8 @@ class ResourceStore {
                               const std::string& id, std::uint32_t version, std::int64_t last_updated,
                               const std::string& method, const std::string& content,
                               const AccessLabels& labels = {}) const;
+  // The category column of one stored version (0 when there is no such version).
+  std::uint8_t version_category(Connection& c, std::uint64_t pk, std::uint32_t version) const;
   // The Patients a version belongs to.
   std::vector<std::string> subjects(Connection& c, std::uint64_t pk, std::uint32_t version) const;
   // Sets the labels of a stored version (reindex).
@@ -121,8 +123,9 @@ class ResourceStore {
   void clear_dependents(Connection& c, std::uint64_t pk) const;  // index rows, links, conditional keys
 
   // Live resources (not deleted) that link to type/id, other than exclude_pk.
+  // only: a condition over the referrer's resource row alias r (the caller's access filter).
   std::vector<std::string> referrers(Connection& c, const std::string& type, const std::string& id,
-                                     std::uint64_t exclude_pk, unsigned limit) const;
+                                     std::uint64_t exclude_pk, unsigned limit, const std::string& only = "") const;
 
   // Conditional-create key: the insert waits for a transaction that holds the same key and
   // throws DbError(duplicate_key) once that one committed (or when a committed key exists).

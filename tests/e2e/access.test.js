@@ -369,6 +369,33 @@ describe('R-20 R-21 leak matrix: every data path × every reason', () => {
     assertNoTrace(ine, data['all:Coverage'], 'transaction If-None-Exist');
   });
 
+  it('a resource now hidden keeps its earlier versions hidden too (vread, history)', async () => {
+    const ident = uid('recat');
+    const v1 = await asServer('POST', '/Observation', { body: { resourceType: 'Observation', identifier: [{ system: SYS, value: ident }], status: 'final',
+      code: { coding: [{ system: 'http://loinc.org', code: '4548-4' }] }, subject: { reference: `Patient/${data['open:Patient'].id}` } } });
+    assert.equal(v1.status, 201, v1.text);
+    assert.equal(categoryOf(v1.json), 'checkup');
+    assert.equal((await as('PA', 'GET', `/Observation/${v1.json.id}/_history/1`)).status, 200, 'PA reads checkup data');
+    // Recorded again as a care-level certification: now care, which PA may not read.
+    const v2 = await asServer('PUT', `/Observation/${v1.json.id}`, { body: { ...v1.json, meta: undefined,
+      code: { coding: [{ system: 'http://kasama-fhir.example/fhir/CodeSystem/care-level', code: 'care-2' }] } } });
+    assert.equal(v2.status, 200, v2.text);
+    assert.equal(categoryOf(v2.json), 'care');
+    assert.equal((await as('PA', 'GET', `/Observation/${v1.json.id}`)).status, 404);
+    const old = await as('PA', 'GET', `/Observation/${v1.json.id}/_history/1`);
+    assert.equal(old.status, 404, old.text);
+    const h = await as('PA', 'GET', `/Observation/_history?_since=${encodeURIComponent(since)}&_count=1000`);
+    assert.ok(!ids(h.json).includes(v1.json.id), 'not in the type history');
+    const sys = await as('PA', 'GET', `/_history?_since=${encodeURIComponent(since)}&_count=1000`);
+    assert.ok(!ids(sys.json).includes(v1.json.id), 'not in the system history');
+    // B reads care but not checkup: the current version, not the first.
+    assert.equal((await as('B', 'GET', `/Observation/${v1.json.id}`)).status, 200);
+    assert.equal((await as('B', 'GET', `/Observation/${v1.json.id}/_history/1`)).status, 404);
+    const bh = await as('B', 'GET', `/Observation/${v1.json.id}/_history`);
+    assert.deepEqual(bh.json.entry.map((e) => e.resource.meta.versionId), ['2']);
+    assert.equal(bh.json.total, 1);
+  });
+
   it('$reindex tells an institution no count of everyone\'s resources', async () => {
     const r = await as('B', 'POST', '/Patient/$reindex');
     assert.equal(r.status, 200, r.text);

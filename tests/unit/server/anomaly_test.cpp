@@ -187,3 +187,53 @@ BOOST_AUTO_TEST_CASE(malformed_rules_are_refused) {
     BOOST_TEST_CONTEXT(b) { BOOST_CHECK_THROW(audit::parse_anomaly_rules(j(b)), std::runtime_error); }
   }
 }
+
+// --- reports (R-33) -------------------------------------------------------------------------
+
+#include "server/audit/report.hpp"
+
+BOOST_AUTO_TEST_CASE(reports_count_each_record_once_and_hide_from_institutions_what_access_control_hid) {
+  const auto month = audit::parse_report_month("2027-01");
+  BOOST_REQUIRE(month);
+  BOOST_TEST(month->from_ms == 1'798'729'200'000);  // 2027-01-01T00:00+09:00
+  BOOST_TEST(!audit::parse_report_month("2027-13"));
+  BOOST_TEST(!audit::parse_report_month("2027-1"));
+  auto rows = std::vector<AuditRow>{};
+  for (int i = 0; i < 3; ++i) {
+    auto r = read_by("u", "practitioner", "p" + std::to_string(i % 2), month->from_ms + 3'600'000 * (i + 1), i);
+    r.institution_id = "org-a";
+    rows.push_back(r);
+  }
+  auto hidden = read_by("u", "practitioner", "", month->from_ms + 100, 9);
+  hidden.institution_id = "org-a";
+  hidden.status = 404;
+  hidden.outcome = 4;
+  hidden.denied = true;
+  hidden.detail = "hidden: the resident opted out (R-21)";
+  rows.push_back(hidden);
+  auto outside = read_by("u", "practitioner", "p9", month->to_ms, 10);  // the next month
+  outside.institution_id = "org-a";
+  rows.push_back(outside);
+  audit::ReportBuilder city(*month), own(*month, "org-a", 9 * 60, 7 * 60, 22 * 60, true);
+  for (const auto& r : rows) {
+    city.add(r);
+    own.add(r);
+  }
+  const auto c = city.json(), o = own.json();
+  BOOST_TEST(c["summary"]["requests"] == 4);
+  BOOST_TEST(c["summary"]["residents"] == 2);
+  BOOST_TEST(c["summary"]["denied"] == 1);
+  BOOST_TEST(c["summary"]["optOutHits"] == 1);
+  // The institution's own report: the hidden read is a failure, like a read of nothing.
+  BOOST_TEST(o["summary"]["requests"] == 4);
+  BOOST_TEST(o["summary"]["denied"] == 0);
+  BOOST_TEST(o["summary"]["optOutHits"] == 0);
+  BOOST_TEST(o["summary"]["failed"] == 1);
+  // Rendered: escaped, with a bar per active day.
+  auto html = audit::report_html(c);
+  BOOST_TEST(html.find("月次アクセスログ点検報告") != std::string::npos);
+  BOOST_TEST(html.find("class=\"bar\"") != std::string::npos);
+  auto evil = c;
+  evil["users"][0]["user"] = "<script>x</script>";
+  BOOST_TEST(audit::report_html(evil).find("<script>") == std::string::npos);
+}
