@@ -794,6 +794,8 @@ RestResponse AuthApi::opt_outs(const RestRequest& req, const Principal& by) {
     throw AuthError(403, "forbidden",
                     "住民のオプトアウトは運営事務局が管理します / the secretariat manages residents' opt-outs (R-21)");
   }
+  // A usable session: the initial password changed, a second factor where one is required.
+  auth_.require(by, {"secretariat", "ops-manager", "auditor"});
   if (s.size() == 2 && reading) {
     const std::string* patient = req.param("patient");
     if (!patient || !resources::is_valid_id(*patient))
