@@ -367,6 +367,12 @@ std::optional<double> number_value(const Json& value) {
   return std::nullopt;
 }
 
+std::string string_member(const Json& obj, const char* name) {
+  if (!obj.is_object()) return {};
+  auto it = obj.find(name);
+  return (it != obj.end() && it->is_string()) ? it->get<std::string>() : std::string();
+}
+
 Json load_json_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read " + path);

@@ -29,6 +29,10 @@ struct JsonParseResult {
 // Parses RFC 8259 JSON with FHIR's extra rules that are about JSON itself: duplicate keys
 // are an error, nesting deeper than kMaxJsonDepth is an error. UTF-8 is validated.
 JsonParseResult parse_json(std::string_view text);
+// obj[name] when obj is an object and that member is a string, else "" (JSON from clients
+// and data files may hold any type anywhere).
+std::string string_member(const Json& obj, const char* name);
+
 // A JSON file (conformance data, rule files): throws std::runtime_error naming the path when
 // it cannot be read or parsed.
 Json load_json_file(const std::string& path);

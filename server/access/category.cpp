@@ -22,13 +22,10 @@ const std::set<std::string>& compartment_types() {
   return types;
 }
 
-std::string str(const Json& j, const char* k) {
-  auto it = j.find(k);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
+using resources::string_member;
 
 bool coding_matches(const Json& c, const std::string& system, const std::string& code) {
-  return c.is_object() && str(c, "system") == system && (code.empty() || str(c, "code") == code);
+  return c.is_object() && string_member(c, "system") == system && (code.empty() || string_member(c, "code") == code);
 }
 
 // A CodeableConcept, a Coding, or a list of either.
@@ -55,16 +52,16 @@ const Categories& Categories::instance() {
 }
 
 Categories::Categories(const Json& doc) {
-  system_ = str(doc, "system");
+  system_ = string_member(doc, "system");
   if (system_.empty()) throw std::runtime_error("categories: 'system' is required");
   auto cats = doc.find("categories");
   if (cats == doc.end() || !cats->is_array() || cats->empty() || cats->size() > 30)
     throw std::runtime_error("categories: 'categories' must list 1 to 30 categories");
   for (const auto& c : *cats) {
-    const std::string code = str(c, "code");
+    const std::string code = string_member(c, "code");
     if (code.empty() || parse(code)) throw std::runtime_error("categories: empty or repeated code '" + code + "'");
     codes_.push_back(code);
-    displays_.push_back(str(c, "display"));
+    displays_.push_back(string_member(c, "display"));
   }
   directory_ = parse("directory").value_or(0);
   auto rules = doc.find("rules");
@@ -72,26 +69,25 @@ Categories::Categories(const Json& doc) {
     throw std::runtime_error("categories: 'rules' must be a non-empty list");
   for (const auto& j : *rules) {
     Rule r;
-    r.type = str(j, "type");
+    r.type = string_member(j, "type");
     if (r.type.empty()) r.type = "*";
-    r.profile = str(j, "profile");
-    r.element = str(j, "element");
-    r.coding_system = str(j, "system");
-    r.coding_code = str(j, "code");
-    const std::string comp = str(j, "compartment");
+    r.profile = string_member(j, "profile");
+    r.element = string_member(j, "element");
+    r.coding_system = string_member(j, "system");
+    r.coding_code = string_member(j, "code");
+    const std::string comp = string_member(j, "compartment");
     if (!comp.empty() && comp != "Patient") throw std::runtime_error("categories: only the Patient compartment");
     r.compartment = comp == "Patient";
     if (!r.element.empty() && r.coding_system.empty())
       throw std::runtime_error("categories: a rule on element '" + r.element + "' needs a system");
-    auto cat = parse(str(j, "category"));
-    if (!cat) throw std::runtime_error("categories: rule with unknown category '" + str(j, "category") + "'");
+    auto cat = parse(string_member(j, "category"));
+    if (!cat) throw std::runtime_error("categories: rule with unknown category '" + string_member(j, "category") + "'");
     r.category = *cat;
     rules_.push_back(std::move(r));
   }
   const Rule& last = rules_.back();
   if (last.type != "*" || !last.profile.empty() || !last.element.empty() || last.compartment)
     throw std::runtime_error("categories: the last rule must match every resource");
-  fingerprint_ = resources::dump_json(doc);
 }
 
 bool Categories::matches(const Rule& r, const std::string& type, const Json& resource) const {
@@ -129,8 +125,8 @@ Category Categories::label_of(const Json& resource) const {
   auto sec = meta->find("security");
   if (sec == meta->end() || !sec->is_array()) return kUnlabelled;
   for (const auto& c : *sec) {
-    if (c.is_object() && str(c, "system") == system_) {
-      if (auto cat = parse(str(c, "code"))) return *cat;
+    if (c.is_object() && string_member(c, "system") == system_) {
+      if (auto cat = parse(string_member(c, "code"))) return *cat;
     }
   }
   return kUnlabelled;
@@ -142,7 +138,7 @@ void Categories::set_label(Json& resource, Category c) const {
   Json kept = Json::array();
   if (auto sec = meta.find("security"); sec != meta.end() && sec->is_array()) {
     for (auto& x : *sec)
-      if (!(x.is_object() && str(x, "system") == system_)) kept.push_back(std::move(x));
+      if (!(x.is_object() && string_member(x, "system") == system_)) kept.push_back(std::move(x));
   }
   if (c != kUnlabelled) kept.push_back(Json{{"system", system_}, {"code", code(c)}, {"display", display(c)}});
   if (kept.empty()) {

@@ -56,7 +56,6 @@ class Categories {
   Json range_json(const Range& r) const;
   // Every category read-write.
   Range full_range() const;
-  std::string fingerprint() const { return fingerprint_; }
 
  private:
   struct Rule {
@@ -72,7 +71,6 @@ class Categories {
   std::vector<std::string> codes_, displays_;  // index = category - 1
   std::vector<Rule> rules_;
   Category directory_ = 0;
-  std::string fingerprint_;
 };
 
 }  // namespace kasama::access

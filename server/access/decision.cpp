@@ -41,8 +41,8 @@ bool broad(const auth::ScopeSet& s, const std::string& type, unsigned perms) {
   return s.permits(ScopeContext::kUser, type, perms) || s.permits(ScopeContext::kSystem, type, perms);
 }
 
-}  // namespace
-
+// Types outside the Patient compartment that a patient context may read: the directory of
+// people, places and things a record points to, which holds nobody's health data.
 bool shared_reference_type(const std::string& type) {
   static const std::set<std::string> kTypes = {
       "Organization", "Practitioner",  "PractitionerRole",    "Location",        "HealthcareService",
@@ -50,6 +50,8 @@ bool shared_reference_type(const std::string& type) {
       "ConceptMap",   "Questionnaire", "StructureDefinition", "SearchParameter", "OperationDefinition"};
   return kTypes.count(type) > 0;
 }
+
+}  // namespace
 
 Decision decide(const auth::Principal& p, const RequestFacts& f) {
   if (f.what == What::kCapabilities) return permit();

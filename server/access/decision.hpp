@@ -58,8 +58,4 @@ struct Decision {
 
 Decision decide(const auth::Principal& p, const RequestFacts& f);
 
-// Types outside the Patient compartment that a patient context may read: the directory of
-// people, places and things a record points to, which holds nobody's health data.
-bool shared_reference_type(const std::string& type);
-
 }  // namespace kasama::access

@@ -3,64 +3,54 @@
 #include <algorithm>
 
 #include "resources/fhir_time.hpp"
+#include "resources/references.hpp"
 #include "server/storage/resource_store.hpp"
 
 namespace kasama::access {
 
 namespace {
 
-std::string str(const Json& j, const char* k) {
-  auto it = j.find(k);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
+using resources::string_member;
 
 bool has_coding(const Json& cc, const char* system, const char* code) {
   if (!cc.is_object()) return false;
   auto c = cc.find("coding");
   if (c == cc.end() || !c->is_array()) return false;
   return std::any_of(c->begin(), c->end(), [&](const Json& x) {
-    return x.is_object() && str(x, "system") == system && str(x, "code") == code;
+    return x.is_object() && string_member(x, "system") == system && string_member(x, "code") == code;
   });
 }
 
-// "Type/id" of a local literal reference (relative, or absolute below base_url); "" otherwise.
+// The id of a local literal reference to type (relative, or absolute below base_url); "" otherwise.
 std::string local_id(const Json& reference, const std::string& type, const std::string& base_url) {
-  if (!reference.is_object()) return {};
-  std::string ref = str(reference, "reference");
-  if (!base_url.empty() && ref.size() > base_url.size() + 1 && ref.compare(0, base_url.size(), base_url) == 0 &&
-      ref[base_url.size()] == '/')
-    ref = ref.substr(base_url.size() + 1);
-  const std::string prefix = type + "/";
-  if (ref.compare(0, prefix.size(), prefix) != 0) return {};
-  std::string id = ref.substr(prefix.size());
-  if (auto h = id.find("/_history/"); h != std::string::npos) id.resize(h);
-  if (id.empty() || id.size() > 64 || id.find('/') != std::string::npos) return {};
-  return id;
+  auto local = resources::parse_local_reference(string_member(reference, "reference"), base_url);
+  return local && local->type == type ? local->id : std::string();
 }
 
 }  // namespace
 
+bool under_opt_out_policy(const Json& consent) {
+  auto p = consent.find("policy");
+  if (!consent.is_object() || p == consent.end() || !p->is_array()) return false;
+  return std::any_of(p->begin(), p->end(), [](const Json& x) { return string_member(x, "uri") == kOptOutPolicy; });
+}
+
 std::vector<OptOut> opt_outs_of(const Json& c, const std::string& base_url) {
   std::vector<OptOut> out;
-  if (!c.is_object() || str(c, "resourceType") != "Consent" || str(c, "status") != "active") return out;
+  if (!c.is_object() || string_member(c, "resourceType") != "Consent" || string_member(c, "status") != "active") return out;
   auto scope = c.find("scope");
   if (scope == c.end() || !has_coding(*scope, "http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy"))
     return out;
-  bool policy = false;
-  if (auto p = c.find("policy"); p != c.end() && p->is_array()) {
-    for (const auto& x : *p)
-      if (x.is_object() && str(x, "uri") == kOptOutPolicy) policy = true;
-  }
-  if (!policy) return out;
+  if (!under_opt_out_policy(c)) return out;
   auto prov = c.find("provision");
-  if (prov == c.end() || !prov->is_object() || str(*prov, "type") != "deny") return out;
+  if (prov == c.end() || !prov->is_object() || string_member(*prov, "type") != "deny") return out;
   auto patient = c.find("patient");
   const std::string pid = patient == c.end() ? std::string() : local_id(*patient, "Patient", base_url);
   if (pid.empty()) return out;
   std::int64_t start = -kForever, end = kForever;
   if (auto period = prov->find("period"); period != prov->end() && period->is_object()) {
-    if (auto s = resources::parse_fhir_time_range(str(*period, "start"))) start = s->lo;
-    if (auto e = resources::parse_fhir_time_range(str(*period, "end"))) end = e->hi;
+    if (auto s = resources::parse_fhir_time_range(string_member(*period, "start"))) start = s->lo;
+    if (auto e = resources::parse_fhir_time_range(string_member(*period, "end"))) end = e->hi;
   }
   std::vector<std::string> institutions;
   if (auto actors = prov->find("actor"); actors != prov->end() && actors->is_array()) {
@@ -165,7 +155,6 @@ void OptOutRegistry::changed() {
 std::shared_ptr<const Filter> filter_for(const auth::Principal& p, OptOutRegistry& optouts, std::int64_t now) {
   if (!p.institution_scoped) return nullptr;
   auto f = std::make_shared<Filter>();
-  f->institution = p.access_institution;
   f->range = p.range;
   if (const Category d = Categories::instance().directory()) f->range.read |= bit(d);
   f->range.read |= f->range.write;

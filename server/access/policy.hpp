@@ -38,13 +38,16 @@ struct OptOut {
 };
 inline constexpr std::int64_t kForever = std::int64_t{1} << 60;
 
+// Whether a Consent names the opt-out policy (whatever its status): such Consents are the
+// secretariat's to write.
+bool under_opt_out_policy(const Json& consent);
+
 // The opt-outs a Consent's content states (none unless it is one under the policy).
 // base_url: absolute references below it are local.
 std::vector<OptOut> opt_outs_of(const Json& consent, const std::string& base_url);
 
 // What one caller may see and write, for one request.
 struct Filter {
-  std::string institution;
   Range range;  // directory is always readable
   // Opted out of this institution now; sorted; shared by the requests of one snapshot.
   std::shared_ptr<const std::vector<std::string>> hidden;

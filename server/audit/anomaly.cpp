@@ -8,10 +8,7 @@ namespace kasama::audit {
 
 namespace {
 
-std::string str(const resources::Json& j, const char* k) {
-  auto it = j.find(k);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
+using resources::string_member;
 
 // A number member (JSON decimals are kept as their text: number_value reads both kinds).
 double number(const resources::Json& j, const char* k, double def, const std::string& rule) {
@@ -63,9 +60,9 @@ std::vector<AnomalyRule> parse_anomaly_rules(const resources::Json& doc) {
   std::set<std::string> ids;
   for (const auto& j : *rules) {
     AnomalyRule r;
-    r.id = str(j, "id");
+    r.id = string_member(j, "id");
     if (r.id.empty() || !ids.insert(r.id).second) throw std::runtime_error("anomaly rules: empty or repeated id '" + r.id + "'");
-    r.kind = str(j, "kind");
+    r.kind = string_member(j, "kind");
     if (!kKinds.count(r.kind)) throw std::runtime_error("anomaly rule " + r.id + ": unknown kind '" + r.kind + "'");
     const double window = number(j, "window", 0, r.id);
     if (window <= 0 || window > 7 * 24 * 60) throw std::runtime_error("anomaly rule " + r.id + ": window is 1 … 10080 minutes");
@@ -75,7 +72,7 @@ std::vector<AnomalyRule> parse_anomaly_rules(const resources::Json& doc) {
     r.threshold = static_cast<std::size_t>(threshold);
     r.level = static_cast<int>(number(j, "level", 1, r.id));
     if (r.level < 1 || r.level > 5) throw std::runtime_error("anomaly rule " + r.id + ": level is 1 … 5 (SM 4.3)");
-    const std::string action = str(j, "action");
+    const std::string action = string_member(j, "action");
     if (action != "suspend" && action != "record")
       throw std::runtime_error("anomaly rule " + r.id + ": action is suspend or record");
     r.suspend = action == "suspend";
@@ -93,9 +90,9 @@ std::vector<AnomalyRule> parse_anomaly_rules(const resources::Json& doc) {
       r.min_history = static_cast<std::size_t>(min_history);
     }
     if (r.kind == "off-hours") {
-      r.from_minute = minutes(str(j, "from"), r.id);
-      r.to_minute = minutes(str(j, "to"), r.id);
-      r.utc_offset_minutes = utc_offset(str(j, "utcOffset"), r.id);
+      r.from_minute = minutes(string_member(j, "from"), r.id);
+      r.to_minute = minutes(string_member(j, "to"), r.id);
+      r.utc_offset_minutes = utc_offset(string_member(j, "utcOffset"), r.id);
     }
     out.push_back(std::move(r));
   }
@@ -249,14 +246,12 @@ std::vector<AnomalyHit> AnomalyDetector::observe(const storage::AuditRow& row) {
     }
     AnomalyHit h;
     h.rule = r.id;
-    h.kind = r.kind;
     h.level = r.level;
     h.suspend = r.suspend && r.kind != "login-failures";
     h.subject = who;
     h.account_id = r.kind == "login-failures" ? who.substr(6) : row.account_id;
     h.client_id = row.client_id;
     h.terminal_id = row.terminal_id;
-    h.role = row.role;
     h.institution_id = row.institution_id;
     h.count = n;
     const std::string window = std::to_string(r.window_ms / 60'000);

@@ -39,11 +39,11 @@ struct AnomalyRule {
 };
 
 struct AnomalyHit {
-  std::string rule, kind;
+  std::string rule;
   int level = 1;
   bool suspend = false;
   std::string subject;  // account id, or "client:<client id>", or "login:<id>"
-  std::string account_id, client_id, terminal_id, role, institution_id;
+  std::string account_id, client_id, terminal_id, institution_id;
   std::size_t count = 0;  // what the rule counted when it fired
   std::string detail;     // for people: Japanese and English
 };

@@ -769,13 +769,6 @@ Json opt_out_json(const Json& consent) {
   return out;
 }
 
-bool is_opt_out(const Json& consent) {
-  if (!consent.is_object()) return false;
-  auto p = consent.find("policy");
-  if (p == consent.end() || !p->is_array()) return false;
-  return std::any_of(p->begin(), p->end(), [](const Json& x) { return jstr(x, "uri") == access::kOptOutPolicy; });
-}
-
 [[noreturn]] void fhir_failed(const RestResponse& r, const std::string& what) {
   auto parsed = resources::parse_json(r.body);
   std::string why = what;
@@ -807,7 +800,7 @@ RestResponse AuthApi::opt_outs(const RestRequest& req, const Principal& by) {
     auto parsed = resources::parse_json(r.body);
     if (parsed.ok && parsed.value.contains("entry")) {
       for (const auto& e : parsed.value["entry"])
-        if (e.contains("resource") && is_opt_out(e["resource"])) out.push_back(opt_out_json(e["resource"]));
+        if (e.contains("resource") && access::under_opt_out_policy(e["resource"])) out.push_back(opt_out_json(e["resource"]));
     }
     return json_response(200, out);
   }
@@ -872,7 +865,7 @@ RestResponse AuthApi::opt_outs(const RestRequest& req, const Principal& by) {
     RestResponse cur = fhir_as_server(req, "GET", {"Consent", s[2]}, "");
     if (cur.status != 200) fhir_failed(cur, "no opt-out " + s[2]);
     auto parsed = resources::parse_json(cur.body);
-    if (!parsed.ok || !is_opt_out(parsed.value)) throw AuthError(404, "not-found", "no opt-out " + s[2]);
+    if (!parsed.ok || !access::under_opt_out_policy(parsed.value)) throw AuthError(404, "not-found", "no opt-out " + s[2]);
     Json consent = parsed.value;
     if (jstr(consent, "status") != "active")
       throw AuthError(409, "conflict", "the opt-out is " + jstr(consent, "status") + ", not active");

@@ -40,12 +40,6 @@ std::string new_resource_id() {
   return s;
 }
 
-std::string string_member(const Json& obj, const char* name) {
-  if (!obj.is_object()) return {};
-  auto it = obj.find(name);
-  return (it != obj.end() && it->is_string()) ? it->get<std::string>() : std::string();
-}
-
 void require_resource_type(const std::string& type) {
   if (!TypeModel::instance().is_resource_type(type)) {
     throw FhirError(404, "not-supported", "Unknown resource type '" + type + "'", type);
@@ -251,25 +245,18 @@ void queue_opt_out_change(Context& ctx) {
 
 namespace {
 
-bool under_opt_out_policy(const Json& consent) {
-  auto p = consent.find("policy");
-  if (p == consent.end() || !p->is_array()) return false;
-  return std::any_of(p->begin(), p->end(),
-                     [](const Json& x) { return x.is_object() && string_member(x, "uri") == access::kOptOutPolicy; });
-}
-
 // Opt-outs are the secretariat's to record, change and withdraw (R-21, OM 3.1(3)): a Consent
 // under the opt-out policy — as written, or as stored before — is refused to anyone else.
 void check_opt_out_writer(Context& ctx, const std::string& id, const std::optional<storage::CurrentRow>& existing,
                           const Json* resource) {
   const auth::Principal* p = ctx.principal;
   if (!p || p->kind == "internal" || p->role == "secretariat") return;
-  bool opt_out = resource && under_opt_out_policy(*resource);
+  bool opt_out = resource && access::under_opt_out_policy(*resource);
   if (!opt_out && existing && !existing->deleted) {
     auto cur = ctx.svc.store.read_current(ctx.db(), "Consent", id);
     if (cur && !cur->deleted) {
       auto parsed = resources::parse_json(cur->content);
-      opt_out = parsed.ok && under_opt_out_policy(parsed.value);
+      opt_out = parsed.ok && access::under_opt_out_policy(parsed.value);
     }
   }
   if (opt_out) {

@@ -16,8 +16,7 @@ namespace kasama::server {
 
 std::string new_resource_id();
 
-// obj[name] when it is a string, else "" (FHIR JSON from clients may hold any type anywhere).
-std::string string_member(const Json& obj, const char* name);
+using resources::string_member;
 
 // Throws 404 for anything that is not a concrete resource type.
 void require_resource_type(const std::string& type);

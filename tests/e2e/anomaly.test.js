@@ -46,7 +46,7 @@ before(async () => {
   manager = await lib.issue(s, inst.managerRequest);
 });
 
-describe('R-32 abnormal access is cut off', () => {
+describe('R-32 R-42 abnormal access is cut off, incidents raised and closed', () => {
   it('a terminal reading residents in bulk is suspended at the request that crosses the threshold', async () => {
     let token = (await backendToken(inst.client)).access_token;
     for (let i = 0; i < 5; i++) {

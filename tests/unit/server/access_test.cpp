@@ -30,7 +30,7 @@ Category cat(const char* code) {
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(the_rules_give_every_resource_its_category) {
+BOOST_AUTO_TEST_CASE(r03_the_rules_give_every_resource_its_category) {
   struct Case {
     const char* type;
     const char* resource;
@@ -71,7 +71,7 @@ BOOST_AUTO_TEST_CASE(the_rules_give_every_resource_its_category) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(rules_match_profiles_and_the_first_match_wins) {
+BOOST_AUTO_TEST_CASE(r03_rules_match_profiles_and_the_first_match_wins) {
   const Json doc = j(R"({"system":"urn:test","categories":[{"code":"a"},{"code":"b"},{"code":"directory"}],
     "rules":[{"type":"Observation","profile":"http://example.org/p","category":"b"},
              {"type":"Observation","category":"a"},{"type":"*","category":"directory"}]})");
@@ -90,7 +90,7 @@ BOOST_AUTO_TEST_CASE(rules_match_profiles_and_the_first_match_wins) {
   for (const char* b : bad) BOOST_CHECK_THROW(Categories{j(b)}, std::runtime_error);
 }
 
-BOOST_AUTO_TEST_CASE(the_label_replaces_any_label_of_our_system_and_keeps_others) {
+BOOST_AUTO_TEST_CASE(r03_the_label_replaces_any_label_of_our_system_and_keeps_others) {
   Json r = j(R"({"resourceType":"Observation","meta":{"security":[
       {"system":"http://kasama-fhir.example/fhir/CodeSystem/information-category","code":"directory"},
       {"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"R"}]}})");
@@ -105,7 +105,7 @@ BOOST_AUTO_TEST_CASE(the_label_replaces_any_label_of_our_system_and_keeps_others
   BOOST_TEST(cats().label_of(none) == cat("care"));
 }
 
-BOOST_AUTO_TEST_CASE(ranges_parse_read_and_read_write_and_name_what_is_wrong) {
+BOOST_AUTO_TEST_CASE(r20_ranges_parse_read_and_read_write_and_name_what_is_wrong) {
   const Range r = cats().parse_range(j(R"({"care":"read-write","checkup":"read","medical":"none","demographics":"r"})"));
   BOOST_TEST(((r.read & bit(cat("care"))) != 0));
   BOOST_TEST(((r.write & bit(cat("care"))) != 0));
@@ -136,7 +136,7 @@ const char* kOptOut = R"({"resourceType":"Consent","status":"active",
   "provision":{"type":"deny"}})";
 }
 
-BOOST_AUTO_TEST_CASE(an_opt_out_consent_states_whom_it_hides_from_and_when) {
+BOOST_AUTO_TEST_CASE(r21_an_opt_out_consent_states_whom_it_hides_from_and_when) {
   auto all = opt_outs_of(j(kOptOut), "https://h/fhir");
   BOOST_REQUIRE(all.size() == 1u);
   BOOST_TEST(all[0].patient_id == "p1");
@@ -183,7 +183,7 @@ BOOST_AUTO_TEST_CASE(an_opt_out_consent_states_whom_it_hides_from_and_when) {
   BOOST_TEST(opt_outs_of(j("[]"), "").empty());
 }
 
-BOOST_AUTO_TEST_CASE(the_filter_as_sql_names_the_categories_and_the_hidden_residents) {
+BOOST_AUTO_TEST_CASE(r20_r21_the_filter_as_sql_names_the_categories_and_the_hidden_residents) {
   Filter f;
   f.range.read = bit(cat("care")) | bit(cat("directory"));
   const auto quote = [](std::string_view v) { return "'" + std::string(v) + "'"; };
@@ -233,7 +233,7 @@ RequestFacts facts(RequestFacts::What what, const char* type, unsigned perms, bo
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(the_request_level_decision_table) {
+BOOST_AUTO_TEST_CASE(r19_r20_the_request_level_decision_table) {
   using W = RequestFacts::What;
   using E = Decision::Effect;
   namespace a = kasama::auth;

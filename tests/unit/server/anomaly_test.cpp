@@ -40,7 +40,7 @@ AuditRow read_by(const std::string& account, const std::string& role, const std:
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(the_shipped_rules_parse) {
+BOOST_AUTO_TEST_CASE(r32_the_shipped_rules_parse) {
   const auto rules = audit::load_anomaly_rules(resources::conformance_dir() + "/kasama/anomaly-rules.json");
   BOOST_TEST(rules.size() >= 5u);
   for (const char* kind : {"distinct-patients", "pages", "denials", "login-failures", "off-hours"}) {
@@ -50,7 +50,7 @@ BOOST_AUTO_TEST_CASE(the_shipped_rules_parse) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(distinct_residents_per_window_fire_once_and_reset_starts_afresh) {
+BOOST_AUTO_TEST_CASE(r32_distinct_residents_per_window_fire_once_and_reset_starts_afresh) {
   auto d = detector(R"({"rules":[{"id":"r","kind":"distinct-patients","window":60,"threshold":3,"level":5,
                                   "action":"suspend","roles":["practitioner"]}]})");
   // The same resident again and again is one resident.
@@ -77,7 +77,7 @@ BOOST_AUTO_TEST_CASE(distinct_residents_per_window_fire_once_and_reset_starts_af
   BOOST_TEST(d.observe(read_by("u1", "practitioner", "p9", kT0 + 50 + 3'600'000)).empty());
 }
 
-BOOST_AUTO_TEST_CASE(terminals_pages_denials_and_login_failures) {
+BOOST_AUTO_TEST_CASE(r32_terminals_pages_denials_and_login_failures) {
   auto d = detector(R"({"rules":[
     {"id":"pages","kind":"pages","window":10,"threshold":2,"level":5,"action":"suspend","roles":["system"]},
     {"id":"denials","kind":"denials","window":10,"threshold":2,"level":1,"action":"suspend"},
@@ -124,7 +124,7 @@ BOOST_AUTO_TEST_CASE(terminals_pages_denials_and_login_failures) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(far_above_the_users_own_baseline) {
+BOOST_AUTO_TEST_CASE(r32_far_above_the_users_own_baseline) {
   // Hourly windows; the mean of up to 5 earlier active hours, at least 3; 4 × and above 5.
   auto d = detector(R"({"rules":[{"id":"b","kind":"distinct-patients-baseline","window":60,"factor":4,"history":5,
                                   "minHistory":3,"threshold":5,"level":5,"action":"suspend"}]})");
@@ -154,7 +154,7 @@ BOOST_AUTO_TEST_CASE(far_above_the_users_own_baseline) {
   BOOST_TEST(residents(v, t0 + 4 * hour + 100, 20).empty());  // quiet until the hour ends
 }
 
-BOOST_AUTO_TEST_CASE(off_hours_in_local_time) {
+BOOST_AUTO_TEST_CASE(r32_off_hours_in_local_time) {
   // Working hours 09:00-17:00 in Japan (UTC+9): kT0 is 17:00 JST, just outside.
   auto d = detector(R"({"rules":[{"id":"oh","kind":"off-hours","window":60,"from":"09:00","to":"17:00",
                                   "utcOffset":"+09:00","level":1,"action":"record"}]})");
@@ -169,7 +169,7 @@ BOOST_AUTO_TEST_CASE(off_hours_in_local_time) {
   BOOST_TEST(night.observe(read_by("u", "practitioner", "", kT0)).size() == 1u);            // 17:00 JST
 }
 
-BOOST_AUTO_TEST_CASE(malformed_rules_are_refused) {
+BOOST_AUTO_TEST_CASE(r32_malformed_rules_are_refused) {
   const char* bad[] = {
       R"({})",
       R"({"rules":[{"id":"a","kind":"nonsense","window":1,"threshold":1,"action":"record"}]})",
@@ -192,7 +192,7 @@ BOOST_AUTO_TEST_CASE(malformed_rules_are_refused) {
 
 #include "server/audit/report.hpp"
 
-BOOST_AUTO_TEST_CASE(reports_count_each_record_once_and_hide_from_institutions_what_access_control_hid) {
+BOOST_AUTO_TEST_CASE(r33_reports_count_each_record_once_and_hide_from_institutions_what_access_control_hid) {
   const auto month = audit::parse_report_month("2027-01");
   BOOST_REQUIRE(month);
   BOOST_TEST(month->from_ms == 1'798'729'200'000);  // 2027-01-01T00:00+09:00
